@@ -21,7 +21,7 @@ export interface MountEntry {
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal (\040 ...). */
-function unescape(field: string): string {
+function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
 }
 
@@ -36,12 +36,12 @@ export function parseMountinfo(text: string): MountEntry[] {
       id: Number(fields[0]),
       parentId: Number(fields[1]),
       device: fields[2]!,
-      root: unescape(fields[3]!),
-      mountpoint: unescape(fields[4]!),
+      root: unescapeOctal(fields[3]!),
+      mountpoint: unescapeOctal(fields[4]!),
       options: fields[5]!,
       propagation: fields.slice(6, dash),
       fstype: fields[dash + 1]!,
-      source: unescape(fields[dash + 2]!),
+      source: unescapeOctal(fields[dash + 2]!),
       superOptions: fields[dash + 3] ?? '',
     });
   }
