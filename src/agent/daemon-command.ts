@@ -94,12 +94,14 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     let child: ChildProcess | null = null;
     let generation = 0;
     let stopping = false;
-    let restartDelay = 100;
+    let restartDelay = 0;
     let startedAt = 0;
+    let ready = false;
 
     const startServer = () => {
       const config: ServeConfig = { ...baseConfig, generation };
       startedAt = Date.now();
+      ready = false;
       const serverPath = new URL('./serve-main.js', import.meta.url).pathname;
       child = spawn(process.execPath, ['--max-semi-space-size=1', serverPath], {
         stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
@@ -107,15 +109,17 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       });
       const thisChild = child;
       thisChild.on('message', (msg: { type?: string }) => {
-        if (msg.type === 'ready')
-          log.info({ serverPid: thisChild.pid, generation: config.generation }, 'serving');
+        if (msg.type !== 'ready') return;
+        ready = true;
+        log.info({ serverPid: thisChild.pid, generation: config.generation }, 'serving');
       });
       thisChild.on('exit', (code, signal) => {
         if (child === thisChild) child = null;
         if (stopping) return;
-        // A process that ran for a while before dying restarts at once; a crash loop backs off.
-        restartDelay =
-          Date.now() - startedAt > 10_000 ? 100 : Math.min(restartDelay * 2, MAX_RESTART_DELAY_MS);
+        // Callers are waiting: a process that had been serving is replaced at once. One that dies
+        // before it serves (or right after) is a crash loop, which backs off up to 5 s.
+        const crashLoop = !ready || Date.now() - startedAt < 1_000;
+        restartDelay = crashLoop ? Math.min(Math.max(restartDelay * 2, 100), MAX_RESTART_DELAY_MS) : 0;
         log.error(
           { serverPid: thisChild.pid, code, signal, restartInMs: restartDelay },
           'serving process died; starting a new one on the same connection',

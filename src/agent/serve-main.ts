@@ -71,4 +71,11 @@ pool.on('unmounted', () => {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => process.exit(0));
 }
+// Without its supervisor nobody would replace this process or unmount on stop; leaving then
+// turns the mount into a dead one that the next start detaches, instead of an orphan that
+// blocks the next start as "already served".
+process.on('disconnect', () => {
+  log.error('supervisor is gone; serving process exits');
+  process.exit(1);
+});
 pool.start();
