@@ -7,6 +7,7 @@ import type { FuseFilesystem } from '../fuse/filesystem.js';
 import { HostViewSource } from './host-view-source.js';
 import { SnapshotStore, type SnapshotStoreBuffers } from './snapshot-store.js';
 import { ViewFilesystem } from './view-filesystem.js';
+import type { ViewSource } from './view-source.js';
 
 export interface ViewFilesystemConfig {
   view: ViewOptions;
@@ -17,7 +18,15 @@ export interface ViewFilesystemConfig {
 }
 
 export function createFilesystem(config: ViewFilesystemConfig, log: Logger): FuseFilesystem {
-  const source = new HostViewSource(config.view);
+  return createHostFilesystem(config, log);
+}
+
+/** The same tree showing every caller the host's own files (the fallback when a view is late). */
+export function createHostFilesystem(config: ViewFilesystemConfig, log: Logger): FuseFilesystem {
+  return viewFilesystem(new HostViewSource(config.view), config, log);
+}
+
+function viewFilesystem(source: ViewSource, config: ViewFilesystemConfig, log: Logger): FuseFilesystem {
   return new ViewFilesystem(
     source,
     new SnapshotStore(config.store),
