@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { type CallerContext, CallerResolver } from '../cgroup/caller-identity.js';
 import { type CpuLimits, CpuReader, visibleCpuList } from '../cgroup/cpu.js';
-import { type CgroupLayout, detectCgroupLayout } from '../cgroup/layout.js';
+import { readDeviceIo } from '../cgroup/io.js';
+import { type CgroupLayout, cgroupDir, detectCgroupLayout } from '../cgroup/layout.js';
 import { MemoryReader } from '../cgroup/memory.js';
 import { PreadFiles } from '../cgroup/pread-files.js';
 import { parseCpuList } from '../common/cpu-list.js';
@@ -11,9 +12,31 @@ import type { ViewSource } from '../fs/view-source.js';
 import { findViewFile } from '../views/catalog.js';
 import { renderCpuListFile } from '../views/cpu-files.js';
 import { type HostCpuinfo, parseHostCpuinfo, renderCpuinfo } from '../views/cpuinfo.js';
+import { renderDiskstats } from '../views/diskstats.js';
+import { renderLoadavg } from '../views/loadavg.js';
 import { containerMemTotalKb, type HostMeminfo, parseHostMeminfo, renderMeminfo } from '../views/meminfo.js';
+import { cgroupPressure } from '../views/pressure.js';
+import { cgroupSlabinfo } from '../views/slabinfo.js';
+import { type HostStat, parseHostStat, renderStat } from '../views/stat.js';
+import {
+  advanceCounters,
+  aggregateCounters,
+  CounterLayout,
+  type CpuSample,
+  counterRegionSize,
+} from '../views/stat-counters.js';
 import { computeSwap, noSwap, renderSwaps } from '../views/swaps.js';
-import { allocateSharedTable, type SharedTableBuffers } from './shared-table.js';
+import { parseUptime, renderUptime } from '../views/uptime.js';
+import { LoadSlot, loadavgKey } from './loadavg-sampler.js';
+import {
+  allocateSharedTable,
+  type EntryRef,
+  hashString,
+  SharedTable,
+  type SharedTableBuffers,
+} from './shared-table.js';
+
+export { startLoadavgSampler } from './loadavg-sampler.js';
 
 /**
  * State shared by every FUSE worker thread and the main thread. Plain data around
@@ -35,16 +58,27 @@ const cpuinfoTtlMs = 1000;
 /** Limits and the host's CPU topology are re-read at least this often (in-place resize). */
 const limitTtlMs = 1000;
 
+/** Longest table key kept verbatim; longer cgroup paths are keyed by a prefix plus two hashes. */
+const keyChars = 512;
+
 export function createSharedViewState(options: ViewOptions): SharedViewState {
   const cpuSlots = Math.max(1, hostCpuSlots(options));
-  // Per container: counters for every host CPU slot plus bookkeeping (see stat-counters.ts).
-  const counterDoubles = 16 + 5 * cpuSlots;
+  // Per container: counters for every host CPU slot plus bookkeeping (see stat-counters.ts),
+  // with room for 4096 containers but no more than 32 MiB on hosts with many CPUs. Pages of the
+  // buffers that no container uses are never touched, so they cost address space, not memory.
+  const counterDoubles = counterRegionSize(cpuSlots);
   const maxEntries = Math.max(256, Math.min(4096, Math.floor((32 * 1024 * 1024) / (8 * counterDoubles))));
   return {
-    cpuCounters: allocateSharedTable(maxEntries, 1024, counterDoubles),
-    loadavg: allocateSharedTable(4096, 1024, 16),
+    cpuCounters: allocateSharedTable(maxEntries, keyChars, counterDoubles),
+    loadavg: allocateSharedTable(4096, keyChars, 16),
     cpuSlots,
   };
+}
+
+/** A cgroup path as a table key: verbatim when short enough. */
+export function tableKey(key: string): string {
+  if (key.length <= keyChars) return key;
+  return `${key.slice(0, keyChars - 40)}#${hashString(key).toString(16)}.${hashString(`${key}\0`).toString(16)}`;
 }
 
 function hostCpuSlots(options: ViewOptions): number {
@@ -72,6 +106,11 @@ interface Timed<T> {
   value: T;
 }
 
+/** Whether an entry of the shared counters table is still initialized (first read pending). */
+function counterInitialized(table: SharedTable, ref: EntryRef): boolean {
+  return table.payload[ref.slot * table.payloadDoubles + CounterLayout.initialized] === 1;
+}
+
 /**
  * The ViewSource the FUSE tree serves: resolves the caller, reads its container's cgroups and
  * renders each file with the pure functions of src/views. One instance per worker thread; every
@@ -83,7 +122,11 @@ class ContainerViews implements ViewSource {
   private readonly resolver: CallerResolver;
   private readonly memory: MemoryReader;
   private readonly cpu: CpuReader;
+  private readonly counters: SharedTable;
+  private readonly loads: SharedTable;
+  private readonly entryRefs = new Map<string, EntryRef>();
   private hostMeminfo: Timed<HostMeminfo> | null = null;
+  private hostStat: Timed<HostStat> | null = null;
   private hostCpuinfo: Timed<HostCpuinfo | null> | null = null;
   private readonly cpuinfoCache = new Map<string, Buffer>();
   private hostOnline: Timed<readonly number[]> | null = null;
@@ -91,16 +134,29 @@ class ContainerViews implements ViewSource {
     CpuLimits,
     { online: readonly number[]; cpus: readonly number[] }
   >();
+  private readonly sample: CpuSample = {
+    wallUs: 0,
+    sinceBootUs: 0,
+    userUs: 0,
+    systemUs: 0,
+    perCpu: null,
+    perCpuCount: 0,
+    visible: [],
+  };
+  private readonly sums = { user: 0, system: 0, idle: 0 };
+  private warnedFull = false;
 
   constructor(
     private readonly options: ViewOptions,
-    _shared: SharedViewState,
+    private readonly shared: SharedViewState,
     private readonly log: Logger,
   ) {
     this.layout = detectCgroupLayout(options.cgroupRoot);
     this.resolver = new CallerResolver(options.procRoot, this.layout.version, log);
     this.memory = new MemoryReader(this.layout, this.files, limitTtlMs);
     this.cpu = new CpuReader(this.layout, this.files, limitTtlMs);
+    this.counters = new SharedTable(shared.cpuCounters);
+    this.loads = new SharedTable(shared.loadavg);
   }
 
   content(path: string, callerPid: number): Buffer {
@@ -141,8 +197,24 @@ class ContainerViews implements ViewSource {
         return this.meminfo(caller);
       case 'proc/cpuinfo':
         return this.cpuinfo(caller);
+      case 'proc/stat':
+        return this.stat(caller);
+      case 'proc/uptime':
+        return this.uptime(caller);
+      case 'proc/loadavg':
+        return this.loadavg(caller);
+      case 'proc/diskstats':
+        return this.diskstats(caller);
       case 'proc/swaps':
         return this.swaps(caller);
+      case 'proc/slabinfo':
+        return this.slabinfo(caller);
+      case 'proc/pressure/cpu':
+        return this.pressure(caller, 'cpu');
+      case 'proc/pressure/memory':
+        return this.pressure(caller, 'memory');
+      case 'proc/pressure/io':
+        return this.pressure(caller, 'io');
       case 'sys/devices/system/cpu/online':
       case 'sys/devices/system/cpu/possible':
       case 'sys/devices/system/cpu/present':
@@ -198,6 +270,199 @@ class ContainerViews implements ViewSource {
     return Buffer.from(renderCpuListFile(visible.length), 'latin1');
   }
 
+  /**
+   * /proc/stat: advance the container's shared counters with a fresh usage sample, then render
+   * them (under the entry lock, so the snapshot is consistent).
+   */
+  private stat(caller: CallerContext): Buffer | null {
+    const host = this.parsedStat();
+    const visible = this.visible(caller);
+    if (host === null || visible === null) return null;
+    const procs = this.procsFromSampler(caller);
+    return this.withCounters(caller, visible, (mem, base) =>
+      renderStat(host, mem, base, this.shared.cpuSlots, {
+        visibleCount: visible.length,
+        btimeShiftSec: -caller.boottimeOffset,
+        procs,
+      }),
+    );
+  }
+
+  /**
+   * /proc/uptime: the caller's own uptime (time-namespace aware) and the container's idle time
+   * (the host's when the container's CPU usage cannot be read).
+   */
+  private uptime(caller: CallerContext): Buffer | null {
+    const text = this.files.readText(`${this.options.procRoot}/uptime`);
+    if (text === null) return null;
+    const host = parseUptime(text);
+    if (!Number.isFinite(host.uptime)) return null;
+    const uptime = Math.max(0, host.uptime + caller.boottimeOffset);
+    const visible = this.visible(caller);
+    const idleUs =
+      visible === null
+        ? null
+        : this.withCounters(caller, visible, (mem, base) => {
+            aggregateCounters(mem, base, this.shared.cpuSlots, this.sums);
+            return this.sums.idle;
+          });
+    return Buffer.from(renderUptime(uptime, idleUs === null ? host.idle : idleUs / 1e6), 'latin1');
+  }
+
+  /**
+   * Runs `fn` on the container's CPU counters after advancing them with a fresh sample.
+   * Null when the container's CPU usage cannot be read.
+   */
+  private withCounters<T>(
+    caller: CallerContext,
+    visible: readonly number[],
+    fn: (mem: Float64Array, base: number) => T,
+  ): T | null {
+    const v1 = this.layout.version === 1;
+    const controller = v1 ? (caller.paths.cpuacct !== null ? 'cpuacct' : 'cpu') : 'cpu';
+    const path = caller.paths[controller];
+    if (path === null) return null;
+    const usage = this.cpu.readUsage(path);
+    if (usage === null) return null;
+    const ref = this.entry(this.counters, `${controller}:${path}`);
+    if (ref === null) return null;
+    const s = this.sample;
+    s.wallUs = monotonicUs();
+    s.userUs = usage.user;
+    s.systemUs = usage.system;
+    s.perCpu = usage.perCpu;
+    s.perCpuCount = usage.perCpuCount;
+    s.visible = visible;
+    s.sinceBootUs = counterInitialized(this.counters, ref) ? 0 : this.callerUptimeSec(caller) * 1e6;
+    return this.counters.withEntry(ref, (slot) => {
+      const base = slot * this.counters.payloadDoubles;
+      advanceCounters(this.counters.payload, base, this.shared.cpuSlots, s);
+      return fn(this.counters.payload, base);
+    });
+  }
+
+  /** The uptime the kernel would show this caller: the host's, shifted by its time namespace. */
+  private callerUptimeSec(caller: CallerContext): number {
+    const text = this.files.readText(`${this.options.procRoot}/uptime`);
+    if (text === null) return Number.NaN;
+    return Math.max(0, parseUptime(text).uptime + caller.boottimeOffset);
+  }
+
+  /** procs_running / procs_blocked for /proc/stat, when the loadavg sampler counts this container. */
+  private procsFromSampler(caller: CallerContext): { running: number; blocked: number } | null {
+    if (!this.options.enableLoadavg) return null;
+    const key = loadavgKey(this.layout, caller.paths);
+    if (key === null) return null;
+    const ref = this.loads.find(tableKey(key));
+    if (ref === null) return null;
+    return this.loads.withEntry(ref, (slot) => {
+      const at = slot * this.loads.payloadDoubles;
+      const p = this.loads.payload;
+      return p[at + LoadSlot.sampledAtMs] === 0
+        ? null
+        : { running: p[at + LoadSlot.runnable]!, blocked: p[at + LoadSlot.blocked]! };
+    });
+  }
+
+  /**
+   * /proc/loadavg with `-l`: the sampler's averages for the container, its runnable/total threads
+   * and the newest thread's pid as the caller's pid namespace numbers it.
+   */
+  private loadavg(caller: CallerContext): Buffer | null {
+    if (!this.options.enableLoadavg) return null;
+    const key = loadavgKey(this.layout, caller.paths);
+    if (key === null) return null;
+    const ref = this.entry(this.loads, key);
+    if (ref === null) return null;
+    const values = this.loads.withEntry(ref, (slot) => {
+      const at = slot * this.loads.payloadDoubles;
+      return Array.from(this.loads.payload.subarray(at, at + 16));
+    });
+    if (values === null) return null;
+    const sampled = values[LoadSlot.sampledAtMs]! > 0;
+    const avg = [values[LoadSlot.avg1]!, values[LoadSlot.avg5]!, values[LoadSlot.avg15]!];
+    const running = sampled ? values[LoadSlot.runnable]! : 0;
+    const threads = sampled ? values[LoadSlot.threads]! : 1;
+    return Buffer.from(
+      renderLoadavg(avg, running, threads, this.lastPid(caller, values[LoadSlot.maxTid]!)),
+      'latin1',
+    );
+  }
+
+  /** The newest thread's id in the caller's pid namespace (the kernel's last field is ns-local). */
+  private lastPid(caller: CallerContext, maxTid: number): number {
+    if (caller.hostPidNs || maxTid <= 0) {
+      const host = this.files.readText(`${this.options.procRoot}/loadavg`);
+      const last = host === null ? Number.NaN : Number(host.trim().split(/\s+/)[4]);
+      if (caller.hostPidNs && Number.isFinite(last)) return last;
+      if (maxTid <= 0) return caller.hostPidNs ? 0 : 1;
+    }
+    const status = this.files.readText(`${this.options.procRoot}/${maxTid}/status`);
+    const nspid = status === null ? null : /\nNSpid:\s*([^\n]*)/.exec(status);
+    const ids = nspid ? nspid[1]!.trim().split(/\s+/).map(Number) : [];
+    return ids[caller.pidNsLevel] ?? 1;
+  }
+
+  private diskstats(caller: CallerContext): Buffer | null {
+    const path = caller.paths.blkio;
+    if (path === null) return null;
+    const devices = readDeviceIo(this.layout, this.files, path);
+    if (devices === null) return null;
+    const host = this.files.readText(`${this.options.procRoot}/diskstats`);
+    if (host === null) return null;
+    return Buffer.from(renderDiskstats(host, devices), 'latin1');
+  }
+
+  private pressure(caller: CallerContext, resource: 'cpu' | 'memory' | 'io'): Buffer | null {
+    const controller = resource === 'io' ? 'blkio' : resource;
+    const path = caller.paths[controller];
+    const hierarchy = this.layout.hierarchy[controller];
+    if (path === null || hierarchy === null) return null;
+    const text = cgroupPressure(this.files.readText(`${cgroupDir(hierarchy, path)}/${resource}.pressure`));
+    return text === null ? null : Buffer.from(text, 'latin1');
+  }
+
+  private slabinfo(caller: CallerContext): Buffer | null {
+    const path = caller.paths.memory;
+    const hierarchy = this.layout.hierarchy.memory;
+    if (this.layout.version !== 1 || path === null || hierarchy === null) return null;
+    const text = cgroupSlabinfo(this.files.readText(`${cgroupDir(hierarchy, path)}/memory.kmem.slabinfo`));
+    return text === null ? null : Buffer.from(text, 'latin1');
+  }
+
+  /**
+   * The shared-table entry for `key`, created when missing; remembered per thread and checked
+   * against removal. When the table is full, entries of cgroups that no longer exist are pruned.
+   */
+  private entry(table: SharedTable, rawKey: string): EntryRef | null {
+    const key = tableKey(rawKey);
+    const known = this.entryRefs.get(key);
+    if (known !== undefined && table.isCurrent(known)) return known;
+    let ref = table.findOrInsert(key);
+    if (ref === null) {
+      this.pruneDeadEntries(table);
+      ref = table.findOrInsert(key);
+    }
+    if (ref === null) {
+      if (!this.warnedFull) this.log.warn({ entries: table.liveCount }, 'per-container state table full');
+      this.warnedFull = true;
+      return null;
+    }
+    if (this.entryRefs.size > 8192) this.entryRefs.clear();
+    this.entryRefs.set(key, ref);
+    return ref;
+  }
+
+  private pruneDeadEntries(table: SharedTable): void {
+    for (const { ref, key } of table.entries()) {
+      const colon = key.indexOf(':');
+      const hierarchy = this.layout.hierarchy[key.slice(0, colon) as keyof CgroupLayout['hierarchy']];
+      const path = key.slice(colon + 1);
+      if (hierarchy === null || key.includes('#')) continue;
+      if (this.files.read(`${cgroupDir(hierarchy, path)}/cgroup.procs`) < 0) table.remove(ref);
+    }
+  }
+
   /** The caller's visible host CPUs (policy in visibleCpuList), memoized per limits snapshot. */
   private visible(caller: CallerContext): readonly number[] | null {
     const online = this.onlineCpus();
@@ -222,10 +487,20 @@ class ContainerViews implements ViewSource {
   private parsedMeminfo(): HostMeminfo | null {
     const now = performance.now();
     if (this.hostMeminfo !== null && now - this.hostMeminfo.at < hostTtlMs) return this.hostMeminfo.value;
-    const text = this.files.readText(`${this.options.procRoot}/meminfo`);
-    if (text === null) return null;
-    const value = parseHostMeminfo(text);
+    const raw = this.files.readCopy(`${this.options.procRoot}/meminfo`);
+    if (raw === null) return null;
+    const value = parseHostMeminfo(raw);
     this.hostMeminfo = { at: now, value };
+    return value;
+  }
+
+  private parsedStat(): HostStat | null {
+    const now = performance.now();
+    if (this.hostStat !== null && now - this.hostStat.at < hostTtlMs) return this.hostStat.value;
+    const raw = this.files.readCopy(`${this.options.procRoot}/stat`);
+    if (raw === null) return null;
+    const value = parseHostStat(raw);
+    this.hostStat = { at: now, value };
     return value;
   }
 
@@ -246,6 +521,12 @@ class ContainerViews implements ViewSource {
     const root = file.root === 'proc' ? this.options.procRoot : this.options.sysRoot;
     return this.files.readCopy(`${root}/${file.hostPath}`) ?? Buffer.alloc(0);
   }
+}
+
+/** CLOCK_MONOTONIC in µs: the same clock in every thread (performance.now() is per-thread). */
+function monotonicUs(): number {
+  const [sec, ns] = process.hrtime();
+  return sec * 1e6 + ns / 1000;
 }
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
