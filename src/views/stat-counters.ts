@@ -86,8 +86,8 @@ export function advanceCounters(mem: Float64Array, base: number, slots: number, 
       const du = first ? u : u - mem[rawBase + 2 * h]!;
       const ds = first ? s : s - mem[rawBase + 2 * h + 1]!;
       // A counter that went down (cgroup re-created, accounting reset): start over from here.
-      const okU = du > 0 ? du : 0;
-      const okS = ds > 0 ? ds : 0;
+      const okU = Math.max(du, 0);
+      const okS = Math.max(ds, 0);
       const i = visibleIndex[h]!;
       if (i >= 0) {
         direct[2 * i] = okU;
@@ -102,8 +102,8 @@ export function advanceCounters(mem: Float64Array, base: number, slots: number, 
   } else {
     const du = first ? sample.userUs : sample.userUs - mem[base + L.lastUserUs]!;
     const ds = first ? sample.systemUs : sample.systemUs - mem[base + L.lastSystemUs]!;
-    surplusUser = du > 0 ? du : 0;
-    surplusSystem = ds > 0 ? ds : 0;
+    surplusUser = Math.max(du, 0);
+    surplusSystem = Math.max(ds, 0);
   }
 
   // Spread the surplus over the visible CPUs in proportion to their remaining capacity (dT - busy).
