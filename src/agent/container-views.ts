@@ -389,18 +389,25 @@ class ContainerViews implements ViewSource {
     );
   }
 
-  /** The newest thread's id in the caller's pid namespace (the kernel's last field is ns-local). */
+  /**
+   * The kernel's last field is the last pid allocated in the caller's pid namespace. Host callers
+   * get the host's; container callers the newer of their own id and the container's newest
+   * thread (from the last count), as their namespace numbers it.
+   */
   private lastPid(caller: CallerContext, maxTid: number): number {
-    if (caller.hostPidNs || maxTid <= 0) {
+    if (caller.hostPidNs) {
       const host = this.files.readText(`${this.options.procRoot}/loadavg`);
       const last = host === null ? Number.NaN : Number(host.trim().split(/\s+/)[4]);
-      if (caller.hostPidNs && Number.isFinite(last)) return last;
-      if (maxTid <= 0) return caller.hostPidNs ? 0 : 1;
+      return Number.isFinite(last) ? last : caller.nsTid;
     }
-    const status = this.files.readText(`${this.options.procRoot}/${maxTid}/status`);
-    const nspid = status === null ? null : /\nNSpid:\s*([^\n]*)/.exec(status);
-    const ids = nspid ? nspid[1]!.trim().split(/\s+/).map(Number) : [];
-    return ids[caller.pidNsLevel] ?? 1;
+    let newest = caller.nsTid;
+    if (maxTid > 0) {
+      const status = this.files.readText(`${this.options.procRoot}/${maxTid}/status`);
+      const nspid = status === null ? null : /\nNSpid:\s*([^\n]*)/.exec(status);
+      const translated = nspid ? Number(nspid[1]!.trim().split(/\s+/)[caller.pidNsLevel]) : Number.NaN;
+      if (translated > newest) newest = translated;
+    }
+    return newest;
   }
 
   private diskstats(caller: CallerContext): Buffer | null {

@@ -57,7 +57,6 @@ export class LoadavgSampler {
   private readonly layout: CgroupLayout;
   private readonly counter: TaskCounter;
   private readonly cgroupFiles = new PreadFiles(4096);
-  private readonly statFiles = new PreadFiles(16384, 4096);
   readonly stats: SamplerStats = { rounds: 0, containers: 0, threads: 0, lastRoundMs: 0 };
 
   constructor(
@@ -67,7 +66,7 @@ export class LoadavgSampler {
   ) {
     this.table = new SharedTable(shared.loadavg);
     this.layout = detectCgroupLayout(options.cgroupRoot);
-    this.counter = new TaskCounter(options.procRoot, this.layout, this.cgroupFiles, this.statFiles);
+    this.counter = new TaskCounter(options.procRoot, this.layout, this.cgroupFiles);
   }
 
   /** One LOAD_FREQ round: count every container and update its averages. */
@@ -107,7 +106,7 @@ export class LoadavgSampler {
 
   close(): void {
     this.cgroupFiles.closeAll();
-    this.statFiles.closeAll();
+    this.counter.close();
   }
 
   /** Counts one entry's subtree and publishes the counts; drops the entry if its cgroup is gone or empty. */

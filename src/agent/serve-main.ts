@@ -10,6 +10,7 @@ import type { ViewFilesystemConfig } from '../fs/worker-filesystem.js';
 import { writeOutHeader } from '../fuse/codec.js';
 import { NotifyCode, StructSize } from '../fuse/protocol.js';
 import { RequestWorkerPool } from '../fuse/worker-pool.js';
+import { createSharedViewState, startLoadavgSampler } from './container-views.js';
 import { SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
 
 const config = JSON.parse(process.env[SERVE_CONFIG_ENV] ?? 'null') as ServeConfig | null;
@@ -41,8 +42,13 @@ if (config.generation > 0) {
   }
 }
 
+const shared = createSharedViewState(config.view);
+// -l: per-container load averages, sampled on this (main) thread, read by the request workers.
+if (config.view.enableLoadavg) startLoadavgSampler(config.view, shared, log);
+
 const filesystemConfig: ViewFilesystemConfig = {
   view: config.view,
+  shared,
   store: createSnapshotStoreBuffers(),
   entryTtlMs: config.entryTtlMs,
   attrTtlMs: config.attrTtlMs,

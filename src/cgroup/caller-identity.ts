@@ -13,6 +13,8 @@ export interface CallerContext {
   readonly initPid: number;
   /** How many pid namespaces the caller sits below ours: its index in an `NSpid:` line. */
   readonly pidNsLevel: number;
+  /** The caller's thread id in its own pid namespace. */
+  readonly nsTid: number;
   /** CLOCK_BOOTTIME offset of the caller's time namespace, in seconds (0 outside one). */
   readonly boottimeOffset: number;
 }
@@ -118,9 +120,11 @@ export class CallerResolver {
     const hostPidNs = pidNs === this.ownNs('pid');
     let initEntry: InitEntry | null = null;
     let level = 0;
+    let nsTid = tid;
     if (!hostPidNs) {
       const nspid = this.readNsPid(tid);
       level = nspid === null ? 0 : nspid.length - 1;
+      nsTid = nspid?.[level] ?? tid;
       initEntry = this.findInit(tid, pidNs, nspid, now);
     }
     const boottimeOffset = this.readBoottimeOffset(tid, initEntry);
@@ -134,6 +138,7 @@ export class CallerResolver {
       hostPidNs,
       initPid: initEntry?.pid ?? 0,
       pidNsLevel: level,
+      nsTid,
       boottimeOffset,
     };
     if (this.callers.size >= this.options.maxCallers) this.evictOldest();

@@ -1,15 +1,17 @@
 /**
  * Builds the view's filesystem inside a request-loop worker thread (see fuse/worker-main.ts).
  */
+import { createContainerViewSource, type SharedViewState } from '../agent/container-views.js';
 import type { Logger } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
 import type { FuseFilesystem } from '../fuse/filesystem.js';
-import { HostViewSource } from './host-view-source.js';
 import { SnapshotStore, type SnapshotStoreBuffers } from './snapshot-store.js';
 import { ViewFilesystem } from './view-filesystem.js';
 
 export interface ViewFilesystemConfig {
   view: ViewOptions;
+  /** Per-container state every request worker shares (SharedArrayBuffers). */
+  shared: SharedViewState;
   store: SnapshotStoreBuffers;
   entryTtlMs: number;
   attrTtlMs: number;
@@ -17,7 +19,7 @@ export interface ViewFilesystemConfig {
 }
 
 export function createFilesystem(config: ViewFilesystemConfig, log: Logger): FuseFilesystem {
-  const source = new HostViewSource(config.view);
+  const source = createContainerViewSource(config.view, config.shared, log);
   return new ViewFilesystem(
     source,
     new SnapshotStore(config.store),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
@@ -33,10 +33,20 @@ describe('load average arithmetic', () => {
 });
 
 describe('proc/loadavg with -l', () => {
+  /** /proc/<tid>/task/<tid>/{stat,schedstat}; the comm contains ") " to exercise the parser. */
+  function writeThread(t: Tree, tid: number, state: string, schedstat: string): void {
+    const dir = join(t.root, 'proc', String(tid), 'task', String(tid));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'stat'),
+      `${tid} (odd) name) ${state} 1 ${tid} ${tid} 0 -1 4194560 100 0 0 0 1 2\n`,
+    );
+    writeFileSync(join(dir, 'schedstat'), `${schedstat}\n`);
+  }
+
   function setup(states: Record<number, string>): Tree {
     const t = v2Scenario({ options: { enableLoadavg: true } });
     for (const [tid, state] of Object.entries(states)) {
-      const dir = join(t.root, 'proc', tid);
       if (Number(tid) !== initPid && Number(tid) !== callerPid) {
         writeProc(t.root, {
           pid: Number(tid),
@@ -46,11 +56,7 @@ describe('proc/loadavg with -l', () => {
           ppid: initPid,
         });
       }
-      // "pid (comm) S ..." with a comm that contains ") " to exercise the parser
-      writeFileSync(
-        join(dir, 'stat'),
-        `${tid} (odd) name) ${state} 1 ${tid} ${tid} 0 -1 4194560 100 0 0 0 1 2\n`,
-      );
+      writeThread(t, Number(tid), state, `${1000 + Number(tid)} 0 1`);
     }
     return t;
   }
@@ -86,6 +92,34 @@ describe('proc/loadavg with -l', () => {
       const stat = s.content('proc/stat', callerPid).toString();
       assert.match(stat, /^procs_running 2$/m);
       assert.match(stat, /^procs_blocked 1$/m);
+    } finally {
+      sampler.close();
+    }
+  });
+
+  it('re-reads a thread state only when the thread was scheduled since the last round', () => {
+    tree = setup({ 4101: 'S', 4150: 'S', 4151: 'S', 4188: 'S' });
+    const shared = createSharedViewState(tree.options);
+    const s = createContainerViewSource(tree.options, shared, silentLogger);
+    const sampler = new LoadavgSampler(tree.options, shared, silentLogger);
+    try {
+      s.content('proc/loadavg', callerPid);
+      sampler.round();
+      // state changed but the thread was not switched in since: cannot happen on a real kernel,
+      // so it proves the state came from the memo
+      writeThread(tree, 4150, 'R', '5150 0 1');
+      sampler.round();
+      assert.match(s.content('proc/loadavg', callerPid).toString(), / 0\/4 /);
+      // switched in once more: read again
+      writeThread(tree, 4150, 'R', '5150 0 2');
+      sampler.round();
+      assert.match(s.content('proc/loadavg', callerPid).toString(), / 1\/4 /);
+      // no scheduler statistics (all zeros): always read
+      writeThread(tree, 4151, 'D', '0 0 0');
+      sampler.round();
+      writeThread(tree, 4151, 'R', '0 0 0');
+      sampler.round();
+      assert.match(s.content('proc/loadavg', callerPid).toString(), / 2\/4 /);
     } finally {
       sampler.close();
     }
