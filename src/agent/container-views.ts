@@ -398,16 +398,18 @@ class ContainerViews implements ViewSource {
     if (caller.hostPidNs) {
       const host = this.files.readText(`${this.options.procRoot}/loadavg`);
       const last = host === null ? Number.NaN : Number(host.trim().split(/\s+/)[4]);
-      return Number.isFinite(last) ? last : caller.nsTid;
+      return Number.isFinite(last) ? last : caller.tid;
     }
-    let newest = caller.nsTid;
-    if (maxTid > 0) {
-      const status = this.files.readText(`${this.options.procRoot}/${maxTid}/status`);
-      const nspid = status === null ? null : /\nNSpid:\s*([^\n]*)/.exec(status);
-      const translated = nspid ? Number(nspid[1]!.trim().split(/\s+/)[caller.pidNsLevel]) : Number.NaN;
-      if (translated > newest) newest = translated;
-    }
-    return newest;
+    let newest = this.nsPidOf(caller.tid, caller.pidNsLevel);
+    if (maxTid > 0) newest = Math.max(newest, this.nsPidOf(maxTid, caller.pidNsLevel));
+    return newest > 0 ? newest : 1;
+  }
+
+  /** A host thread id as pid namespace level `level` numbers it (NaN when unknown). */
+  private nsPidOf(tid: number, level: number): number {
+    const status = this.files.readText(`${this.options.procRoot}/${tid}/status`);
+    const nspid = status === null ? null : /\nNSpid:\s*([^\n]*)/.exec(status);
+    return nspid ? Number(nspid[1]!.trim().split(/\s+/)[level]) : Number.NaN;
   }
 
   private diskstats(caller: CallerContext): Buffer | null {

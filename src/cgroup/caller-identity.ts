@@ -13,8 +13,8 @@ export interface CallerContext {
   readonly initPid: number;
   /** How many pid namespaces the caller sits below ours: its index in an `NSpid:` line. */
   readonly pidNsLevel: number;
-  /** The caller's thread id in its own pid namespace. */
-  readonly nsTid: number;
+  /** The caller's thread id in our (the host's) pid namespace. */
+  readonly tid: number;
   /** CLOCK_BOOTTIME offset of the caller's time namespace, in seconds (0 outside one). */
   readonly boottimeOffset: number;
 }
@@ -30,6 +30,8 @@ interface CallerEntry {
 
 interface InitEntry {
   pid: number;
+  /** Length of its NSpid line: how many pid namespaces deep it is, counting ours. */
+  depth: number;
   aliveFd: number;
   paths: CgroupPaths;
   pathsAt: number;
@@ -120,12 +122,17 @@ export class CallerResolver {
     const hostPidNs = pidNs === this.ownNs('pid');
     let initEntry: InitEntry | null = null;
     let level = 0;
-    let nsTid = tid;
     if (!hostPidNs) {
-      const nspid = this.readNsPid(tid);
-      level = nspid === null ? 0 : nspid.length - 1;
-      nsTid = nspid?.[level] ?? tid;
-      initEntry = this.findInit(tid, pidNs, nspid, now);
+      // A namespace already known needs no /proc/<tid>/status read (the costliest step here):
+      // the caller sits at the depth of that namespace's init.
+      initEntry = this.knownInit(pidNs);
+      if (initEntry === null) {
+        const nspid = this.readNsPid(tid);
+        level = nspid === null ? 0 : nspid.length - 1;
+        initEntry = this.findInit(tid, pidNs, nspid, now);
+      } else {
+        level = initEntry.depth - 1;
+      }
     }
     const boottimeOffset = this.readBoottimeOffset(tid, initEntry);
     if (!this.alive(aliveFd)) {
@@ -138,7 +145,7 @@ export class CallerResolver {
       hostPidNs,
       initPid: initEntry?.pid ?? 0,
       pidNsLevel: level,
-      nsTid,
+      tid,
       boottimeOffset,
     };
     if (this.callers.size >= this.options.maxCallers) this.evictOldest();
@@ -186,11 +193,8 @@ export class CallerResolver {
    * `kubectl exec`, have parents outside the namespace). Remembered per namespace.
    */
   private findInit(tid: number, pidNs: string, nspid: number[] | null, now: number): InitEntry | null {
-    const known = this.inits.get(pidNs);
-    if (known !== undefined) {
-      if (this.alive(known.aliveFd)) return known;
-      this.forgetInit(pidNs, known);
-    }
+    const known = this.knownInit(pidNs);
+    if (known !== null) return known;
     const missedAt = this.initMisses.get(pidNs);
     if (missedAt !== undefined && now - missedAt < initMissRetryMs) return null;
     const depth = nspid?.length ?? 0;
@@ -216,9 +220,18 @@ export class CallerResolver {
       closeQuietly(aliveFd);
       return null;
     }
-    const entry: InitEntry = { pid, aliveFd, paths, pathsAt: now };
+    const entry: InitEntry = { pid, depth, aliveFd, paths, pathsAt: now };
     this.inits.set(pidNs, entry);
     return entry;
+  }
+
+  /** The remembered init of `pidNs` if it is still alive. */
+  private knownInit(pidNs: string): InitEntry | null {
+    const known = this.inits.get(pidNs);
+    if (known === undefined) return null;
+    if (this.alive(known.aliveFd)) return known;
+    this.forgetInit(pidNs, known);
+    return null;
   }
 
   private isInitOf(pid: number, depth: number): boolean {
