@@ -144,6 +144,9 @@ class ContainerViews implements ViewSource {
     visible: [],
   };
   private readonly sums = { user: 0, system: 0, idle: 0 };
+  /** Caller thread ids in their own pid namespace (a context lives until its next refresh). */
+  private readonly callerNsTids = new WeakMap<CallerContext, number>();
+  private readonly translatedTids = new Map<string, number>();
   private warnedFull = false;
 
   constructor(
@@ -384,7 +387,12 @@ class ContainerViews implements ViewSource {
     const running = sampled ? values[LoadSlot.runnable]! : 0;
     const threads = sampled ? values[LoadSlot.threads]! : 1;
     return Buffer.from(
-      renderLoadavg(avg, running, threads, this.lastPid(caller, values[LoadSlot.maxTid]!)),
+      renderLoadavg(
+        avg,
+        running,
+        threads,
+        this.lastPid(caller, values[LoadSlot.maxTid]!, values[LoadSlot.sampledAtMs]!),
+      ),
       'latin1',
     );
   }
@@ -394,14 +402,29 @@ class ContainerViews implements ViewSource {
    * get the host's; container callers the newer of their own id and the container's newest
    * thread (from the last count), as their namespace numbers it.
    */
-  private lastPid(caller: CallerContext, maxTid: number): number {
+  private lastPid(caller: CallerContext, maxTid: number, sampledAtMs: number): number {
     if (caller.hostPidNs) {
       const host = this.files.readText(`${this.options.procRoot}/loadavg`);
       const last = host === null ? Number.NaN : Number(host.trim().split(/\s+/)[4]);
       return Number.isFinite(last) ? last : caller.tid;
     }
-    let newest = this.nsPidOf(caller.tid, caller.pidNsLevel);
-    if (maxTid > 0) newest = Math.max(newest, this.nsPidOf(maxTid, caller.pidNsLevel));
+    let own = this.callerNsTids.get(caller);
+    if (own === undefined) {
+      own = this.nsPidOf(caller.tid, caller.pidNsLevel);
+      this.callerNsTids.set(caller, own);
+    }
+    let newest = own;
+    if (maxTid > 0) {
+      // the sampler's newest thread, translated once per sample
+      const key = `${maxTid}:${caller.pidNsLevel}:${sampledAtMs}`;
+      let translated = this.translatedTids.get(key);
+      if (translated === undefined) {
+        translated = this.nsPidOf(maxTid, caller.pidNsLevel);
+        if (this.translatedTids.size > 1024) this.translatedTids.clear();
+        this.translatedTids.set(key, translated);
+      }
+      if (translated > newest || !(newest > 0)) newest = translated;
+    }
     return newest > 0 ? newest : 1;
   }
 
