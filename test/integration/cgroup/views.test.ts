@@ -87,9 +87,11 @@ describe('views of a real cgroup v1 container', () => {
     const accounted = usage() - u0;
     // what the kernel accounted to the cgroup, within rounding of the two reads
     assert.ok(Math.abs(busy - accounted) <= 3, `busy ${busy} ticks vs cpuacct ${accounted}`);
-    // and within the quota: at most 1 CPU over the wall time (tick sampling may add a few %)
+    // and within the quota: at most 1 CPU over the wall time. CFS enforces the quota on precise
+    // run time, while user/system (here and in the kernel's own /proc/stat) are sampled at each
+    // tick, which can overshoot by several percent on a busy machine.
     assert.ok(
-      busy > 20 && busy <= wallTicks * 1.05 + 5,
+      busy > 20 && busy <= wallTicks * 1.15 + 5,
       `busy ${busy} ticks in ${wallTicks} ticks of wall time`,
     );
     assert.ok(t1.idle >= t0.idle);
