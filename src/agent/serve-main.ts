@@ -12,6 +12,7 @@ import { writeOutHeader } from '../fuse/codec.js';
 import { RequestDispatcher } from '../fuse/dispatch.js';
 import { NotifyCode, StructSize } from '../fuse/protocol.js';
 import { RequestWorkerPool } from '../fuse/worker-pool.js';
+import { createSharedViewState, startLoadavgSampler } from './container-views.js';
 import { startHealthServer } from './health-server.js';
 import { AgentMetrics } from './metrics.js';
 import { SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
@@ -45,10 +46,14 @@ if (config.generation > 0) {
   }
 }
 
-const store = createSnapshotStoreBuffers();
+const shared = createSharedViewState(config.view);
+// -l: per-container load averages, sampled on this (main) thread, read by the request workers.
+if (config.view.enableLoadavg) startLoadavgSampler(config.view, shared, log);
+
 const filesystemConfig: ViewFilesystemConfig = {
   view: config.view,
-  store,
+  shared,
+  store: createSnapshotStoreBuffers(),
   entryTtlMs: config.entryTtlMs,
   attrTtlMs: config.attrTtlMs,
   mountedAtMs: config.mountedAtMs,

@@ -1,6 +1,7 @@
 /**
  * Builds the view's filesystem inside a request-loop worker thread (see fuse/worker-main.ts).
  */
+import { createContainerViewSource, type SharedViewState } from '../agent/container-views.js';
 import type { Logger } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
 import type { FuseFilesystem } from '../fuse/filesystem.js';
@@ -11,6 +12,8 @@ import type { ViewSource } from './view-source.js';
 
 export interface ViewFilesystemConfig {
   view: ViewOptions;
+  /** Per-container state every request worker shares (SharedArrayBuffers). */
+  shared: SharedViewState;
   store: SnapshotStoreBuffers;
   entryTtlMs: number;
   attrTtlMs: number;
@@ -18,7 +21,7 @@ export interface ViewFilesystemConfig {
 }
 
 export function createFilesystem(config: ViewFilesystemConfig, log: Logger): FuseFilesystem {
-  return createHostFilesystem(config, log);
+  return viewFilesystem(createContainerViewSource(config.view, config.shared, log), config, log);
 }
 
 /** The same tree showing every caller the host's own files (the fallback when a view is late). */
