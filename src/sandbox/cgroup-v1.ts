@@ -3,15 +3,17 @@
  * mounted hierarchy among memory, cpu, cpuacct, cpuset, blkio and pids (a hierarchy that holds
  * several controllers, such as `cpu,cpuacct`, gets one leaf), with the requested limits written.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { formatCpuList } from './quantities.js';
-import { errnoCode, RunError } from './run-error.js';
+import { RunError } from './run-error.js';
 import {
+  type CgroupFs,
   type CgroupLimits,
   emptyAndRemove,
+  makeLeaf,
   readPids,
+  realCgroupFs,
   removeParentIfUnused,
   type SandboxCgroup,
   sandboxCgroupParent,
@@ -32,6 +34,7 @@ export async function createV1Cgroup(
   name: string,
   limits: CgroupLimits,
   log: Logger,
+  fs: CgroupFs = realCgroupFs,
 ): Promise<SandboxCgroup> {
   for (const controller of requiredControllers(limits)) {
     if (!hierarchies.has(controller)) {
@@ -41,15 +44,23 @@ export async function createV1Cgroup(
       );
     }
   }
-  const mountPoints = [...new Set(hierarchies.values())];
-  const cgroup = new V1Cgroup(
-    mountPoints.map((mount) => join(mount, sandboxCgroupParent)),
-    name,
-    log,
-  );
+  const cgroup = new V1Cgroup(fs, log);
+  const leafOf = (controller: string) => join(hierarchies.get(controller)!, sandboxCgroupParent, name);
+  const cpusetMount = hierarchies.get('cpuset');
   try {
-    for (const parent of cgroup.parents) cgroup.createLeaf(parent, hierarchies);
-    writeLimits(hierarchies, cgroup.leafIn(hierarchies), limits);
+    for (const mount of new Set(hierarchies.values())) {
+      const parent = join(mount, sandboxCgroupParent);
+      const leaf = join(parent, name);
+      cgroup.parents.push(parent);
+      // v1 cpuset cgroups start with no CPUs and no memory nodes; no task can join one until both are set.
+      const isCpuset = mount === cpusetMount;
+      makeLeaf(fs, parent, leaf, () => {
+        if (isCpuset) inheritCpusetIfEmpty(fs, parent);
+      });
+      cgroup.leaves.push(leaf);
+      if (isCpuset) inheritCpusetIfEmpty(fs, leaf);
+    }
+    writeLimits(fs, leafOf, limits);
   } catch (err) {
     await cgroup.remove();
     throw err;
@@ -59,10 +70,10 @@ export async function createV1Cgroup(
 
 class V1Cgroup implements SandboxCgroup {
   readonly leaves: string[] = [];
+  readonly parents: string[] = [];
 
   constructor(
-    readonly parents: readonly string[],
-    private readonly name: string,
+    private readonly fs: CgroupFs,
     private readonly log: Logger,
   ) {}
 
@@ -70,78 +81,45 @@ class V1Cgroup implements SandboxCgroup {
     return this.leaves.map((leaf) => join(leaf, 'cgroup.procs'));
   }
 
-  /** The leaf that holds a given controller's files. */
-  leafIn(hierarchies: ReadonlyMap<string, string>): (controller: string) => string {
-    return (controller) => join(hierarchies.get(controller)!, sandboxCgroupParent, this.name);
-  }
-
-  createLeaf(parent: string, hierarchies: ReadonlyMap<string, string>): void {
-    const isCpuset =
-      hierarchies.has('cpuset') && parent === join(hierarchies.get('cpuset')!, sandboxCgroupParent);
-    const leaf = join(parent, this.name);
-    // Another sandbox may remove the shared parent between our mkdir calls when it finishes:
-    // then the leaf's mkdir fails with ENOENT and the parent is simply made again.
-    for (let attempt = 1; ; attempt++) {
-      mkdirSync(parent, { recursive: true });
-      if (isCpuset) inheritCpusetIfEmpty(parent);
-      try {
-        mkdirSync(leaf);
-        break;
-      } catch (err) {
-        if (errnoCode(err) === 'EEXIST')
-          throw new RunError(`cgroup ${leaf} already exists; another sandbox uses it`);
-        if (errnoCode(err) !== 'ENOENT' || attempt >= 5) throw err;
-      }
-    }
-    this.leaves.push(leaf);
-    // v1 cpuset cgroups start with no CPUs and no memory nodes: a task cannot join until both are set.
-    if (isCpuset) inheritCpusetIfEmpty(leaf);
-  }
-
   pids(): number[] {
-    return [...new Set(this.procsFiles.flatMap(readPids))];
+    return [...new Set(this.procsFiles.flatMap((file) => readPids(this.fs, file)))];
   }
 
   async remove(): Promise<void> {
-    await emptyAndRemove(this.leaves, this.procsFiles, this.log);
-    for (const parent of this.parents) removeParentIfUnused(parent, this.log);
+    await emptyAndRemove(this.fs, this.leaves, this.procsFiles, this.log);
+    for (const parent of this.parents) removeParentIfUnused(this.fs, parent, this.log);
   }
 }
 
 /** Copies `cpuset.cpus` and `cpuset.mems` from the parent cgroup when they are still empty. */
-function inheritCpusetIfEmpty(dir: string): void {
+function inheritCpusetIfEmpty(fs: CgroupFs, dir: string): void {
   for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-    if (readFileSync(join(dir, file), 'utf8').trim() !== '') continue;
-    const inherited = readFileSync(join(dir, '..', file), 'utf8').trim();
-    writeCgroupFile(join(dir, file), inherited);
+    if (fs.read(join(dir, file)).trim() !== '') continue;
+    writeCgroupFile(fs, join(dir, file), fs.read(join(dir, '..', file)).trim());
   }
 }
 
-function writeLimits(
-  hierarchies: ReadonlyMap<string, string>,
-  leafOf: (controller: string) => string,
-  limits: CgroupLimits,
-): void {
+function writeLimits(fs: CgroupFs, leafOf: (controller: string) => string, limits: CgroupLimits): void {
   if (limits.memoryBytes !== undefined) {
     const memory = leafOf('memory');
-    writeCgroupFile(join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+    writeCgroupFile(fs, join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
     if (limits.memorySwap !== undefined) {
       const memsw = join(memory, 'memory.memsw.limit_in_bytes');
-      if (!existsSync(memsw)) {
+      if (!fs.exists(memsw)) {
         throw new RunError(
           '--memory-swap needs swap accounting, which this kernel has off (no memory.memsw.limit_in_bytes): ' +
             'boot with swapaccount=1, or drop --memory-swap',
         );
       }
-      writeCgroupFile(memsw, limits.memorySwap === 'unlimited' ? '-1' : String(limits.memorySwap));
+      writeCgroupFile(fs, memsw, limits.memorySwap === 'unlimited' ? '-1' : String(limits.memorySwap));
     }
   }
   if (limits.cpuQuota !== undefined) {
     const cpu = leafOf('cpu');
-    writeCgroupFile(join(cpu, 'cpu.cfs_period_us'), String(limits.cpuQuota.periodUs));
-    writeCgroupFile(join(cpu, 'cpu.cfs_quota_us'), String(limits.cpuQuota.quotaUs));
+    writeCgroupFile(fs, join(cpu, 'cpu.cfs_period_us'), String(limits.cpuQuota.periodUs));
+    writeCgroupFile(fs, join(cpu, 'cpu.cfs_quota_us'), String(limits.cpuQuota.quotaUs));
   }
-  if (limits.cpuset !== undefined && hierarchies.has('cpuset')) {
-    writeCgroupFile(join(leafOf('cpuset'), 'cpuset.cpus'), formatCpuList(limits.cpuset));
+  if (limits.cpuset !== undefined) {
+    writeCgroupFile(fs, join(leafOf('cpuset'), 'cpuset.cpus'), formatCpuList(limits.cpuset));
   }
 }
