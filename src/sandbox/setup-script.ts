@@ -4,7 +4,8 @@
  *
  *  - the launcher runs on the host: it moves itself into the sandbox's cgroups (so CMD and every
  *    process it forks are confined from their first instruction), then replaces itself with
- *    `unshare`, which makes the mount, pid and time namespaces and forks the sandbox's PID 1;
+ *    `unshare`, which makes the mount, pid and time namespaces, and then with a waiter that forks
+ *    the sandbox's PID 1 and reports how it ended;
  *  - the setup script runs as that PID 1, in the new mount namespace: it mounts a fresh /proc,
  *    binds the view files read-only over it, binds the view's parent directory in as a slave
  *    mount, switches to the rootfs if there is one, and finally execs CMD, which stays PID 1.
@@ -123,28 +124,41 @@ export interface LauncherOptions {
 }
 
 /**
- * The argv of the host-side launcher. setpriv's parent-death signal and unshare's --kill-child
- * make the whole sandbox die with `run` even if `run` itself is SIGKILLed. unshare ignores Ctrl-C
- * (the terminal sends it to the whole foreground group); `run` decides how the sandbox stops, and
- * CMD gets default signal handling back through env --default-signal.
+ * Runs in the new mount namespace as the parent of the sandbox's PID 1, and waits for it. It is a
+ * shell and not `unshare --fork` because a shell reports a child killed by a signal as 128+N
+ * (util-linux 2.38's unshare exits 1 when its child dies of SIGKILL, e.g. from the OOM killer).
+ * It forks exactly once: after PID 1 is gone the pid namespace accepts no new process. Background
+ * jobs of a non-interactive shell get stdin from /dev/null and ignore SIGINT/SIGQUIT, so stdin is
+ * passed explicitly and env --default-signal restores the signals; setpriv's parent-death signal
+ * kills PID 1, and with it the whole namespace, if this waiter dies.
+ */
+const waiterScript = [
+  'exec 5<&0',
+  'setpriv --pdeathsig KILL -- env --default-signal=INT,QUIT sh -c "$0" lxcfs-ts-sandbox "$@" <&5 5<&- &',
+  'exec 5<&-',
+  // Without the redirection the shell would print "Killed" when the OOM killer ends CMD.
+  'wait $! 2>/dev/null',
+].join('\n');
+
+/**
+ * The argv of the host-side launcher: it joins the cgroups, then becomes `unshare` and then the
+ * waiter. It ignores Ctrl-C (the terminal sends it to the whole foreground group, CMD included):
+ * `run` decides how the sandbox stops. Its own parent-death signal ends the sandbox with `run`
+ * even if `run` itself is SIGKILLed.
  */
 export function launcherArgv(options: LauncherOptions): string[] {
-  const join = options.procsFiles
-    .map((file) => `echo $$ > ${shellQuote(file)} || { echo "cannot join cgroup ${file}" >&2; exit 125; }`)
-    .join('\n');
+  const joinCgroups = options.procsFiles.map(
+    (file) =>
+      `echo $$ > ${shellQuote(file)} || { echo cannot join cgroup ${shellQuote(file)} >&2; exit 125; }`,
+  );
   // The boot clock offset is read at the last moment: CMD's uptime then starts below one second.
   const timens = options.timeNamespace
-    ? `read up rest < /proc/uptime\nset -- --time --boottime=-"\${up%.*}"`
-    : 'set --';
-  const unshare = [
-    'exec setpriv --pdeathsig KILL -- unshare --mount --pid --fork --kill-child --propagation slave "$@" --',
-    'env --default-signal=INT,QUIT sh -c "$0"',
-  ].join(' ');
-  const launcher = [
-    join,
-    "trap '' INT QUIT",
-    timens,
-    `${unshare} lxcfs-ts-sandbox ${renderCommand(options.command)}`,
-  ].join('\n');
+    ? // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
+      ['read up rest < /proc/uptime', 'set -- --time --boottime=-"${up%.*}"']
+    : ['set --'];
+  const unshare =
+    'exec setpriv --pdeathsig KILL -- unshare --mount --propagation slave --pid "$@" -- ' +
+    `sh -c ${shellQuote(waiterScript)} "$0" ${renderCommand(options.command)}`;
+  const launcher = [...joinCgroups, "trap '' INT QUIT", ...timens, unshare].join('\n');
   return ['sh', '-c', launcher, options.setupScript];
 }

@@ -106,7 +106,7 @@ describe('renderSetupScript', () => {
 });
 
 describe('launcherArgv', () => {
-  it('joins the cgroups first, then execs unshare with a boot clock offset and CMD as arguments', () => {
+  it('joins the cgroups first, then execs unshare and the waiter with a boot clock offset and CMD as arguments', () => {
     const argv = launcherArgv({
       procsFiles: [
         '/sys/fs/cgroup/memory/lxcfs-ts/1/cgroup.procs',
@@ -124,8 +124,8 @@ describe('launcherArgv', () => {
     assert.match(lines[1]!, /^echo \$\$ > \/sys\/fs\/cgroup\/cpu\/lxcfs-ts\/1\/cgroup.procs \|\| /);
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a JS template
     assert.ok(argv[2]!.includes('--time --boottime=-"${up%.*}"'));
-    assert.ok(argv[2]!.includes('--kill-child --propagation slave'));
-    assert.ok(argv[2]!.endsWith(`lxcfs-ts-sandbox free -m 'it'\\''s'`));
+    assert.ok(argv[2]!.includes('unshare --mount --propagation slave --pid "$@" --'));
+    assert.ok(argv[2]!.endsWith(`"$0" free -m 'it'\\''s'`));
   });
 
   it('leaves the time namespace out when asked', () => {
