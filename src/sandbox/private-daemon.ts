@@ -8,7 +8,7 @@
  * which is how a node's view directory reaches its containers (Kubernetes' HostToContainer).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,7 @@ export interface PrivateDaemon {
 }
 
 export interface PrivateDaemonOptions {
-  /** The daemon's argv without the mountpoint, which is appended. */
+  /** The daemon's argv without pidfile and mountpoint, which are appended (`-p PIDFILE MOUNTPOINT`). */
   readonly command: readonly string[];
   readonly readyTimeoutMs?: number;
   /** Aborts the wait for readiness (Ctrl-C during start-up). */
@@ -67,6 +67,9 @@ export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise
   const { log } = options;
   const parentDir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-run-'));
   const viewDir = join(parentDir, 'view');
+  // A pidfile of its own: LXCFS-style daemons refuse to start while another instance (the node's
+  // own agent, say) holds the default one.
+  const pidfile = join(parentDir, 'daemon.pid');
   let parentMounted = false;
   let child: ChildProcess | undefined;
   const output = new OutputTail();
@@ -75,6 +78,7 @@ export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise
     if (child) await stopChild(child, log);
     for (let i = 0; i < 3 && isMounted(viewDir); i++) await runTool(['umount', '-l', viewDir], log);
     if (parentMounted) await runTool(['umount', '-l', parentDir], log);
+    rmSync(pidfile, { force: true });
     for (const dir of [viewDir, parentDir]) {
       try {
         rmdirSync(dir);
@@ -92,7 +96,7 @@ export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise
     mkdirSync(viewDir);
     // setpriv: if `run` is killed outright, the daemon gets SIGTERM and unmounts its view.
     // Its own session keeps the terminal's Ctrl-C away from it: `run` stops it when the sandbox is gone.
-    const argv = ['setpriv', '--pdeathsig', 'TERM', '--', ...options.command, viewDir];
+    const argv = ['setpriv', '--pdeathsig', 'TERM', '--', ...options.command, '-p', pidfile, viewDir];
     log.debug({ argv }, 'starting the private view daemon');
     child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child.stdout!.on('data', (chunk: Buffer) => output.append(chunk));

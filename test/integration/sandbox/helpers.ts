@@ -4,7 +4,7 @@
  * (cgroup directories, mounts, processes) so every test can assert that nothing is.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -32,6 +32,8 @@ export interface RunResult {
 export interface RunningCommand {
   readonly child: ChildProcess;
   readonly result: Promise<RunResult>;
+  /** What it printed on stdout so far. */
+  output(): string;
 }
 
 /** Starts `lxcfs-ts ARGS` (the installed launcher, as users run it) with a hard time limit. */
@@ -53,7 +55,7 @@ export function startLxcfsTs(args: readonly string[], timeoutMs = 60_000): Runni
       resolve({ code, signal: signal as NodeJS.Signals | null, stdout, stderr });
     });
   });
-  return { child, result };
+  return { child, result, output: () => stdout };
 }
 
 export function runLxcfsTs(args: readonly string[], timeoutMs?: number): Promise<RunResult> {
@@ -163,21 +165,19 @@ export interface LxcfsView {
   stop(): Promise<void>;
 }
 
-export async function startLxcfsView(label: string): Promise<LxcfsView> {
+/** Debian's lxcfs serving `viewDir` (an empty directory), stopped by pid and unmounted by `stop`. */
+export async function startLxcfsDaemon(viewDir: string): Promise<{ pid: number; stop(): Promise<void> }> {
   if (!existsSync('/usr/bin/lxcfs'))
     throw new Error('Debian lxcfs is not installed: run scripts/install-test-deps');
-  const parent = mkdtempSync(join(tmpdir(), `lxcfs-ts-it-${label}-`));
-  const viewDir = join(parent, 'view');
-  const must = (argv: string[]) => {
-    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
-  };
-  must(['mount', '--bind', parent, parent]);
-  must(['mount', '--make-shared', parent]);
-  mkdirSync(viewDir);
-  const child = spawn('/usr/bin/lxcfs', ['-f', '--enable-cfs', '-l', viewDir], {
-    stdio: 'ignore',
+  // Its own pidfile: lxcfs refuses to start while another instance holds the default /run/lxcfs.pid.
+  const pidfile = join(tmpdir(), `lxcfs-ts-it-${process.pid}-${Math.random().toString(36).slice(2, 8)}.pid`);
+  const child = spawn('/usr/bin/lxcfs', ['-f', '--enable-cfs', '-l', '-p', pidfile, viewDir], {
+    stdio: ['ignore', 'ignore', 'pipe'],
     detached: true,
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-2000);
   });
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -186,16 +186,14 @@ export async function startLxcfsView(label: string): Promise<LxcfsView> {
       await Promise.race([exited, sleep(5000)]);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
-    for (const dir of [viewDir, parent]) {
-      while (mountinfo().includes(` ${dir} `)) {
-        if (spawnSync('umount', ['-l', dir]).status !== 0) break;
-      }
+    while (mountinfo().includes(` ${viewDir} `)) {
+      if (spawnSync('umount', ['-l', viewDir]).status !== 0) break;
     }
-    for (const dir of [viewDir, parent]) if (existsSync(dir)) rmdirSync(dir);
+    rmSync(pidfile, { force: true });
   };
   try {
     await waitFor('lxcfs to serve its view', () => {
-      if (child.exitCode !== null) throw new Error(`lxcfs exited with status ${child.exitCode}`);
+      if (child.exitCode !== null) throw new Error(`lxcfs exited with status ${child.exitCode}: ${stderr}`);
       try {
         return readFileSync(join(viewDir, 'proc/meminfo'), 'utf8').startsWith('MemTotal:');
       } catch {
@@ -206,7 +204,37 @@ export async function startLxcfsView(label: string): Promise<LxcfsView> {
     await stop();
     throw err;
   }
-  return { parent, viewDir, pid: child.pid!, stop };
+  return { pid: child.pid!, stop };
+}
+
+export async function startLxcfsView(label: string): Promise<LxcfsView> {
+  const parent = mkdtempSync(join(tmpdir(), `lxcfs-ts-it-${label}-`));
+  const viewDir = join(parent, 'view');
+  const must = (argv: string[]) => {
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+  };
+  must(['mount', '--bind', parent, parent]);
+  must(['mount', '--make-shared', parent]);
+  mkdirSync(viewDir);
+  const removeParent = () => {
+    while (mountinfo().includes(` ${parent} `)) {
+      if (spawnSync('umount', ['-l', parent]).status !== 0) break;
+    }
+    for (const dir of [viewDir, parent]) if (existsSync(dir)) rmdirSync(dir);
+  };
+  let daemon: Awaited<ReturnType<typeof startLxcfsDaemon>>;
+  try {
+    daemon = await startLxcfsDaemon(viewDir);
+  } catch (err) {
+    removeParent();
+    throw err;
+  }
+  const stop = async () => {
+    await daemon.stop();
+    removeParent();
+  };
+  return { parent, viewDir, pid: daemon.pid, stop };
 }
 
 /**
