@@ -2,7 +2,7 @@
  * A view daemon that lives only as long as one `lxcfs-ts run`: started on a fresh temporary
  * mountpoint, waited for until its files are readable, stopped by pid and unmounted afterwards.
  *
- * Layout: `<tmp>/lxcfs-ts-run-XXXX/` is bind-mounted on itself and made a shared mount, and the
+ * Layout: `<tmp>/lxcfs-ts-run-<pid>-XXXXXX/` is bind-mounted on itself and made a shared mount, and the
  * daemon mounts the view at `<that>/view`. The sandbox binds that parent directory in as a slave,
  * so a view mounted there later on the host (a restarted daemon) propagates into the sandbox,
  * which is how a node's view directory reaches its containers (Kubernetes' HostToContainer).
@@ -65,7 +65,8 @@ function fuseMountAt(path: string): boolean {
 
 export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise<PrivateDaemon> {
   const { log } = options;
-  const parentDir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-run-'));
+  // Named after this process, so what a killed `run` left behind can be traced back to it.
+  const parentDir = mkdtempSync(join(tmpdir(), `lxcfs-ts-run-${process.pid}-`));
   const viewDir = join(parentDir, 'view');
   // A pidfile of its own: LXCFS-style daemons refuse to start while another instance (the node's
   // own agent, say) holds the default one.
@@ -137,7 +138,11 @@ async function waitUntilServing(
     }
     if (fuseMountAt(viewDir)) {
       // Read off the main thread, with a deadline: a daemon that mounted but never answers must not hang us.
-      const content = await Promise.race([readFile(probe).catch(() => undefined), sleep(1000, undefined)]);
+      // (Unref'd timers: a race's losing timer must not keep `run` alive after it is done.)
+      const content = await Promise.race([
+        readFile(probe).catch(() => undefined),
+        sleep(1000, undefined, { ref: false }),
+      ]);
       if (content !== undefined && content.length > 0) return;
     }
     if (Date.now() > deadline) {
@@ -152,7 +157,7 @@ async function waitUntilServing(
 async function stopChild(child: ChildProcess, log: Logger): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const waitExit = (ms: number) => Promise.race([exited.then(() => true), sleep(ms, false)]);
+  const waitExit = (ms: number) => Promise.race([exited.then(() => true), sleep(ms, false, { ref: false })]);
   child.kill('SIGTERM');
   if (await waitExit(5000)) return;
   log.warn({ pid: child.pid }, 'the private view daemon ignored SIGTERM; killing it');

@@ -126,26 +126,41 @@ export function uniqueToken(label: string): string {
   return `lxcfs-ts-it-${label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** Mount points left by private daemons (their directories are `<tmp>/lxcfs-ts-run-XXXX`). */
-export function privateDaemonMounts(): string[] {
+/** Mount points of the private daemon of the `run` with this pid (its directory is `<tmp>/lxcfs-ts-run-<pid>-XXXXXX`). */
+export function privateDaemonMounts(runPid: number): string[] {
   return mountinfo()
     .split('\n')
-    .filter((line) => line.includes('/lxcfs-ts-run-'));
+    .filter((line) => line.includes(`/lxcfs-ts-run-${runPid}-`))
+    .map((line) => line.split(' ')[4]!);
+}
+
+/** Processes of the private daemon of the `run` with this pid. */
+export function privateDaemonProcesses(runPid: number): number[] {
+  return processesWith(`/lxcfs-ts-run-${runPid}-`);
+}
+
+/** Temporary directories of the private daemon of the `run` with this pid. */
+export function privateDaemonDirectories(runPid: number): string[] {
+  return readdirSync(tmpdir())
+    .filter((name) => name.startsWith(`lxcfs-ts-run-${runPid}-`))
+    .map((name) => join(tmpdir(), name));
 }
 
 /**
- * Asserts that the run with this pid left nothing behind: no cgroup, no mount of a private
- * daemon, no process carrying the test's token. Waits briefly: the kernel reaps asynchronously.
+ * Asserts that the run with this pid left nothing behind: no cgroup, no mount, directory or
+ * process of its private daemon, no process carrying the test's token. Waits briefly: the kernel
+ * reaps asynchronously.
  */
 export async function assertNothingLeft(runPid: number, token: string): Promise<void> {
   const left = () => {
     const cgroups = sandboxCgroups(runPid);
-    const mounts = privateDaemonMounts();
-    const processes = processesWith(token);
-    return cgroups.length + mounts.length + processes.length === 0
-      ? undefined
-      : { cgroups, mounts, processes };
+    const mounts = privateDaemonMounts(runPid);
+    const directories = privateDaemonDirectories(runPid);
+    const processes = [...processesWith(token), ...privateDaemonProcesses(runPid)];
+    const count = cgroups.length + mounts.length + directories.length + processes.length;
+    return count === 0 ? undefined : { cgroups, mounts, directories, processes };
   };
+
   try {
     await waitFor('the sandbox to be gone', () => left() === undefined, 3000);
   } catch {
@@ -183,7 +198,7 @@ export async function startLxcfsDaemon(viewDir: string): Promise<{ pid: number; 
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5000)]);
+      await Promise.race([exited, sleep(5000, undefined, { ref: false })]);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
     while (mountinfo().includes(` ${viewDir} `)) {
@@ -239,14 +254,16 @@ export async function startLxcfsView(label: string): Promise<LxcfsView> {
 
 /**
  * Which view the tests run sandboxes against: the private lxcfs-ts daemon that `run` starts by
- * itself, or (until that daemon can serve) a `--view` backed by Debian's lxcfs. Forced with
- * LXCFS_TS_TEST_VIEW=private|lxcfs.
+ * itself, or a `--view` backed by Debian's lxcfs. Tests of what programs see (`views`) need a
+ * daemon that serves container views; tests of mounts, cgroups, signals and cleanup (`mounts`)
+ * only need one that serves. The private daemon is used as soon as it can do what the test needs;
+ * LXCFS_TS_TEST_VIEW=private|lxcfs forces a choice.
  */
 export interface ViewBackend {
   readonly name: 'private' | 'lxcfs';
   /** Options to pass to `run` before CMD. */
   readonly runArgs: readonly string[];
-  /** The view's parent directory, where a late mount must propagate into sandboxes. */
+  /** The view's parent directory when known up front (lxcfs); the private one exists only during a run. */
   readonly parent: string | undefined;
   stop(): Promise<void>;
 }
@@ -272,19 +289,29 @@ async function ownDaemonServes(): Promise<boolean> {
     return false;
   } finally {
     daemon.child.kill('SIGTERM');
-    await Promise.race([daemon.result, sleep(5000)]);
+    await Promise.race([daemon.result, sleep(5000, undefined, { ref: false })]);
     if (mountinfo().includes(` ${dir} `)) spawnSync('umount', ['-l', dir]);
     rmdirSync(dir);
   }
 }
 
-export async function viewBackend(label: string): Promise<ViewBackend> {
+/** Whether `run` with its private daemon shows a sandbox its own memory limit. */
+async function ownDaemonServesViews(): Promise<boolean> {
+  const result = await runLxcfsTs(['run', '--memory', '64M', '--', 'cat', '/proc/meminfo'], 30_000);
+  return /^MemTotal: +65536 kB$/m.test(result.stdout);
+}
+
+export async function viewBackend(label: string, needs: 'views' | 'mounts'): Promise<ViewBackend> {
   const forced = process.env.LXCFS_TS_TEST_VIEW;
-  const name =
-    forced === 'private' || forced === 'lxcfs' ? forced : (await ownDaemonServes()) ? 'private' : 'lxcfs';
-  console.log(
-    `# sandbox tests use the ${name === 'private' ? "run's private lxcfs-ts daemon" : 'lxcfs --view'} backend`,
-  );
+  let name: 'private' | 'lxcfs';
+  if (forced === 'private' || forced === 'lxcfs') name = forced;
+  else if (needs === 'mounts') name = (await ownDaemonServes()) ? 'private' : 'lxcfs';
+  else name = (await ownDaemonServesViews()) ? 'private' : 'lxcfs';
+  const why =
+    name === 'private'
+      ? "run's private lxcfs-ts daemon"
+      : `lxcfs --view (the lxcfs-ts daemon does not serve ${needs === 'views' ? 'container views' : 'a view'} yet)`;
+  console.log(`# ${label}: sandboxes use ${forced ? 'the forced' : 'the'} backend: ${why}`);
   if (name === 'private') return { name, runArgs: [], parent: undefined, stop: async () => {} };
   const view = await startLxcfsView(label);
   return { name, runArgs: ['--view', view.viewDir], parent: view.parent, stop: view.stop };

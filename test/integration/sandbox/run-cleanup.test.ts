@@ -7,12 +7,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   assertNothingLeft,
+  privateDaemonDirectories,
   privateDaemonMounts,
+  privateDaemonProcesses,
   processesWith,
   requireRoot,
   sandboxCgroups,
@@ -28,7 +30,7 @@ describe('lxcfs-ts run: cleanup', () => {
   let dir: string;
   before(async () => {
     if (process.getuid?.() !== 0) return;
-    backend = await viewBackend('cleanup');
+    backend = await viewBackend('cleanup', 'mounts');
     dir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-it-cleanup-'));
   });
   after(async () => {
@@ -50,8 +52,10 @@ describe('lxcfs-ts run: cleanup', () => {
     // Positive control: while it runs, the census does see the sandbox.
     assert.ok(sandboxCgroups(run.child.pid!).length > 0, 'cgroups exist while running');
     assert.ok(processesWith(token).length > 0, 'processes exist while running');
-    if (backend.name === 'private')
-      assert.ok(privateDaemonMounts().length > 0, 'the private view is mounted');
+    if (backend.name === 'private') {
+      assert.ok(privateDaemonMounts(run.child.pid!).length > 0, 'the private view is mounted');
+      assert.ok(privateDaemonProcesses(run.child.pid!).length > 0, 'the private daemon runs');
+    }
     return run;
   }
 
@@ -179,17 +183,24 @@ describe('lxcfs-ts run: cleanup', () => {
     // A killed run cannot clean up: the parent-death signals still end every process it started.
     await waitFor('the sandbox processes to die', () => processesWith(token).length === 0, 5000);
     if (backend.name === 'private') {
+      await waitFor('the private daemon to stop', () => privateDaemonProcesses(runPid).length === 0, 5000);
       await waitFor(
-        'the private daemon to unmount',
-        () => !privateDaemonMounts().some((l) => l.includes('fuse')),
+        'the view to be unmounted',
+        () => !privateDaemonMounts(runPid).some((m) => m.endsWith('/view')),
         5000,
       );
     }
     // What is left is what only `run` could remove; the test removes it (they are this test's).
-    for (const cgroup of sandboxCgroups(runPid)) rmdirSync(cgroup);
-    const mountPoints = privateDaemonMounts().map((line) => line.split(' ')[4]!);
-    for (const mountPoint of mountPoints.sort((a, b) => b.length - a.length))
-      spawnSync('umount', ['-l', mountPoint]);
-    for (const mountPoint of mountPoints) if (existsSync(mountPoint)) rmdirSync(mountPoint);
+    for (const cgroup of sandboxCgroups(runPid)) {
+      rmdirSync(cgroup);
+      try {
+        rmdirSync(dirname(cgroup)); // the shared parent, unless another sandbox uses it
+      } catch {}
+    }
+    for (const mountPoint of privateDaemonMounts(runPid)) spawnSync('umount', ['-l', mountPoint]);
+    for (const dir of privateDaemonDirectories(runPid)) {
+      if (existsSync(join(dir, 'view'))) rmdirSync(join(dir, 'view'));
+      rmdirSync(dir);
+    }
   });
 });

@@ -38,7 +38,7 @@ const probeScript = [
 describe('lxcfs-ts run: limits as programs see them', () => {
   let backend: ViewBackend;
   before(async () => {
-    if (process.getuid?.() === 0) backend = await viewBackend('limits');
+    if (process.getuid?.() === 0) backend = await viewBackend('limits', 'views');
   });
   after(async () => backend?.stop());
 
@@ -196,7 +196,7 @@ describe('lxcfs-ts run: limits as programs see them', () => {
 describe('lxcfs-ts run: exit statuses', () => {
   let backend: ViewBackend;
   before(async () => {
-    if (process.getuid?.() === 0) backend = await viewBackend('status');
+    if (process.getuid?.() === 0) backend = await viewBackend('status', 'mounts');
   });
   after(async () => backend?.stop());
 

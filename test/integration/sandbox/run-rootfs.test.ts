@@ -59,9 +59,10 @@ function mountLines(text: string): MountLine[] {
 }
 
 /** The view's parent on the host: known up front for lxcfs, found while a run is live for the private daemon. */
-function liveViewParent(backend: ViewBackend): string {
+function liveViewParent(backend: ViewBackend, runPid: number): string {
   if (backend.parent) return backend.parent;
-  const view = mountLines(mountinfo()).find((m) => /\/lxcfs-ts-run-[^/]+\/view$/.test(m.mountPoint));
+  const pattern = new RegExp(`/lxcfs-ts-run-${runPid}-[^/]+/view$`);
+  const view = mountLines(mountinfo()).find((m) => pattern.test(m.mountPoint));
   assert.ok(view, 'the private daemon is mounted');
   return dirname(view.mountPoint);
 }
@@ -73,7 +74,7 @@ describe('lxcfs-ts run --rootfs and the view parent', () => {
   let probe: string;
   before(async () => {
     if (process.getuid?.() !== 0) return;
-    backend = await viewBackend('rootfs');
+    backend = await viewBackend('rootfs', 'views');
     work = mkdtempSync(join(tmpdir(), 'lxcfs-ts-it-rootfs-'));
     rootfs = join(work, 'rootfs');
     mkdirSync(rootfs);
@@ -172,7 +173,7 @@ describe('lxcfs-ts run --rootfs and the view parent', () => {
           'the sandbox to watch',
           () => run.output().includes('missing') || run.child.exitCode !== null,
         );
-        target = join(liveViewParent(backend), token);
+        target = join(liveViewParent(backend, run.child.pid!), token);
         mkdirSync(target);
         must(['mount', '--bind', source, target]);
         await waitFor(
@@ -181,12 +182,13 @@ describe('lxcfs-ts run --rootfs and the view parent', () => {
           10_000,
         );
       } finally {
-        run.child.kill('SIGTERM');
-        await run.result;
+        // The late mount is the test's: it goes first (with a private daemon it sits in run's directory).
         if (target) {
           spawnSync('umount', ['-l', target]);
           rmdirSync(target);
         }
+        run.child.kill('SIGTERM');
+        await run.result;
       }
       await assertNothingLeft(run.child.pid!, token);
     });
@@ -214,7 +216,7 @@ describe('lxcfs-ts run --rootfs and the view parent', () => {
         'the sandbox to read',
         () => /MemTotal: +262144 kB/.test(run.output()) || run.child.exitCode !== null,
       );
-      freshView = join(liveViewParent(backend), `fresh-${token}`);
+      freshView = join(liveViewParent(backend, run.child.pid!), `fresh-${token}`);
       mkdirSync(freshView);
       fresh = await startLxcfsDaemon(freshView);
       const pid = processesWith(token).find((p) =>
@@ -235,10 +237,10 @@ describe('lxcfs-ts run --rootfs and the view parent', () => {
       );
       assert.ok(!run.output().includes('missing'), 'no failed read');
     } finally {
-      run.child.kill('SIGTERM');
-      await run.result;
       await fresh?.stop();
       if (freshView) rmdirSync(freshView);
+      run.child.kill('SIGTERM');
+      await run.result;
     }
     await assertNothingLeft(run.child.pid!, token);
   });
