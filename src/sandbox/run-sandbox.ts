@@ -123,11 +123,10 @@ async function buildAndRun(
   log.debug({ layout }, 'sandbox layout');
 
   const name = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const limits = options;
   const cgroup =
     host.version === 1
-      ? await createV1Cgroup(host.hierarchies, name, limits, log)
-      : await createV2Cgroup(host.root, name, limits, log);
+      ? await createV1Cgroup(host.hierarchies, name, options, log)
+      : await createV2Cgroup(host.root, name, options, log);
   cleanup.push('remove the sandbox cgroup', () => cgroup.remove());
   log.debug({ cgroups: cgroup.leaves }, 'sandbox cgroup ready');
   stop.throwIfRequested();
@@ -171,11 +170,14 @@ function passStopSignals(
   let killed = false;
   let timer: NodeJS.Timeout | undefined;
   const killAll = () => {
+    // Once the launcher is reaped its pid (and PID 1's) may be reused: only the cgroup's own pids are safe then.
+    if (sandbox.hasExited()) return;
     killed = true;
     const pids = [sandbox.initPid(), sandbox.launcherPid, ...cgroup.pids()];
     for (const pid of pids) if (pid !== undefined) signalQuietly(pid, 'SIGKILL');
   };
   stop.onRequest((signal, repeated) => {
+    if (sandbox.hasExited()) return;
     if (repeated) {
       env.log.debug({ signal }, 'second stop signal: killing the sandbox');
       killAll();

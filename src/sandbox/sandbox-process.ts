@@ -19,6 +19,8 @@ export interface RunningSandbox {
   /** Host pid of the launcher, which is `unshare` once it has started. */
   readonly launcherPid: number;
   readonly exit: Promise<SandboxExit>;
+  /** Whether the launcher has exited (been reaped): from then on its pid may belong to another process. */
+  hasExited(): boolean;
   /** Host pid of the sandbox's PID 1 (CMD once it runs), if it exists. */
   initPid(): number | undefined;
 }
@@ -34,6 +36,10 @@ export function startSandbox(argv: readonly string[]): RunningSandbox {
   (child.stdio[readyFd] as Readable).on('data', (chunk: Buffer) => {
     report += chunk.toString('utf8');
   });
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
   const exit = new Promise<SandboxExit>((resolve, reject) => {
     child.once('error', reject);
     // 'close' comes after the readiness pipe is drained, so `ready` is final.
@@ -45,7 +51,12 @@ export function startSandbox(argv: readonly string[]): RunningSandbox {
       }),
     );
   });
-  return { launcherPid, exit, initPid: () => childOf(launcherPid) };
+  return {
+    launcherPid,
+    exit,
+    hasExited: () => exited,
+    initPid: () => (exited ? undefined : childOf(launcherPid)),
+  };
 }
 
 /** The pid whose parent is `parent` (unshare --fork has exactly one child), found through /proc. */
