@@ -90,7 +90,7 @@ async function buildAndRun(
 ): Promise<number> {
   const { log } = env;
   if (process.getuid?.() !== 0) {
-    throw new RunError('lxcfs-ts run needs root: it creates cgroups, mounts and namespaces (try sudo)');
+    throw new RunError('needs root: it creates cgroups, mounts and namespaces (try sudo)');
   }
   const host = readCgroupHost();
   checkCpuRequest(options, host);

@@ -4,6 +4,7 @@
  * side; exit statuses; CMD as PID 1 in its own time namespace.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertNothingLeft,
   keyValues,
+  lxcfsTs,
   requireRoot,
   runLxcfsTs,
   startLxcfsTs,
@@ -251,6 +253,30 @@ describe('lxcfs-ts run: exit statuses', () => {
     const help = await runLxcfsTs(['run', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--memory-swap SIZE/);
+  });
+
+  it('answers 125 and says so when not run as root', async (t) => {
+    if (!requireRoot(t)) return;
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      // Any non-zero uid; CAP_DAC_READ_SEARCH only lets it read the installation wherever the checkout lives.
+      const asNobody = [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '--inh-caps=+dac_read_search',
+        '--ambient-caps=+dac_read_search',
+      ];
+      const child = spawn('setpriv', [...asNobody, '--', lxcfsTs, 'run', '--', 'true'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString('utf8');
+      });
+      child.once('close', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(result.code, 125, result.stderr);
+    assert.match(result.stderr, /^lxcfs-ts run: needs root/);
   });
 
   it('answers 125 with a clear message for a cpuset the host does not have', async (t) => {
