@@ -26,11 +26,12 @@ import { launcherArgv, renderSetupScript, type SandboxLayout } from './setup-scr
 
 export interface RunEnvironment {
   readonly log: Logger;
-  /** argv of the view daemon started when no `--view` is given, without the mountpoint. */
+  /** argv of the view daemon started when no `--view` is given, without pidfile and mountpoint. */
   readonly daemonCommand: readonly string[];
-  /** How long CMD may take to exit after `run` passed it a stop signal, before everything is killed. */
-  readonly stopGraceMs?: number;
 }
+
+/** How long CMD may take to exit after `run` passed it a stop signal, before everything is killed. */
+const stopGraceMs = 3000;
 
 const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 type StopSignal = (typeof stopSignals)[number];
@@ -186,7 +187,7 @@ function passStopSignals(
     const init = sandbox.initPid();
     env.log.debug({ signal, init }, 'passing the stop signal to the sandbox');
     if (init !== undefined) signalQuietly(init, signal);
-    timer = setTimeout(killAll, env.stopGraceMs ?? 3000);
+    timer = setTimeout(killAll, stopGraceMs);
   });
   const clear = () => clearTimeout(timer);
   sandbox.exit.then(clear, clear);
