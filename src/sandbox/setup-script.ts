@@ -1,17 +1,18 @@
 /**
- * The two small shell programs that build a sandbox with the host's own tools (util-linux mount,
- * unshare, setpriv, coreutils chroot), so nothing needs to exist inside a `--rootfs`:
+ * The small shell programs that build a sandbox with the host's own tools (util-linux mount,
+ * unshare, setpriv, coreutils env and chroot), so nothing needs to exist inside a `--rootfs`:
  *
  *  - the launcher runs on the host: it moves itself into the sandbox's cgroups (so CMD and every
  *    process it forks are confined from their first instruction), then replaces itself with
- *    `unshare`, which makes the mount, pid and time namespaces, and then with a waiter that forks
- *    the sandbox's PID 1 and reports how it ended;
+ *    `unshare`, which makes the mount, pid and time namespaces, and then with the waiter;
+ *  - the waiter forks the sandbox's PID 1 and reports how it ended;
  *  - the setup script runs as that PID 1, in the new mount namespace: it mounts a fresh /proc,
  *    binds the view files read-only over it, binds the view's parent directory in as a slave
  *    mount, switches to the rootfs if there is one, and finally execs CMD, which stays PID 1.
  *
- * Both are built here as data (argv lists) and rendered with strict quoting; nothing from the user
- * is ever interpolated into shell syntax unquoted. CMD travels as positional parameters.
+ * They are built here as data (argv lists) and rendered with strict quoting: nothing from the user
+ * is ever interpolated into shell syntax unquoted. CMD is quoted once into the launcher and from
+ * there travels as positional parameters.
  */
 import { dirname, join } from 'node:path';
 
