@@ -4,7 +4,9 @@
  */
 type CommandMain = (argv: string[]) => Promise<number>;
 
-const subcommands: Record<string, () => Promise<{ main: CommandMain }>> = {};
+const subcommands: Record<string, () => Promise<{ main: CommandMain }>> = {
+  run: () => import('./sandbox/run-command.js'),
+};
 
 async function dispatch(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
