@@ -134,6 +134,7 @@ class ContainerViews implements ViewSource {
     CpuLimits,
     { online: readonly number[]; cpus: readonly number[] }
   >();
+
   private readonly sample: CpuSample = {
     wallUs: 0,
     sinceBootUs: 0,
@@ -143,6 +144,7 @@ class ContainerViews implements ViewSource {
     perCpuCount: 0,
     visible: [],
   };
+
   private readonly sums = { user: 0, system: 0, idle: 0 };
   /** Caller thread ids in their own pid namespace (a context lives until its next refresh). */
   private readonly callerNsTids = new WeakMap<CallerContext, number>();

@@ -173,7 +173,7 @@ export class SharedTable {
   }
 
   /** Every live entry (a snapshot; entries may come and go meanwhile). */
-  *entries(): Generator<{ ref: EntryRef; key: string }> {
+  * entries(): Generator<{ ref: EntryRef; key: string }> {
     for (let slot = 0; slot < this.slots; slot++) {
       const base = slot * WORDS;
       if (Atomics.load(this.control, base + STATE) !== LIVE) continue;

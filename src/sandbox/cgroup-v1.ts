@@ -40,7 +40,7 @@ export async function createV1Cgroup(
     if (!hierarchies.has(controller)) {
       throw new RunError(
         `the cgroup v1 '${controller}' controller is not mounted on this host (needed for the requested limit); ` +
-          `mount it (mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}) or drop the option`,
+        `mount it (mount -t cgroup -o ${controller} cgroup /sys/fs/cgroup/${controller}) or drop the option`,
       );
     }
   }
@@ -108,7 +108,7 @@ function writeLimits(fs: CgroupFs, leafOf: (controller: string) => string, limit
       if (!fs.exists(memsw)) {
         throw new RunError(
           '--memory-swap needs swap accounting, which this kernel has off (no memory.memsw.limit_in_bytes): ' +
-            'boot with swapaccount=1, or drop --memory-swap',
+          'boot with swapaccount=1, or drop --memory-swap',
         );
       }
       writeCgroupFile(fs, memsw, limits.memorySwap === 'unlimited' ? '-1' : String(limits.memorySwap));

@@ -44,7 +44,7 @@ export async function createV2Cgroup(
     if (!available.includes(controller)) {
       throw new RunError(
         `the cgroup v2 '${controller}' controller is not available (not in ${join(root, 'cgroup.controllers')}); ` +
-          'it may still be bound to a cgroup v1 hierarchy, or be disabled on the kernel command line',
+        'it may still be bound to a cgroup v1 hierarchy, or be disabled on the kernel command line',
       );
     }
   }
@@ -81,7 +81,7 @@ function writeLimits(fs: CgroupFs, leaf: string, limits: CgroupLimits): void {
       if (!fs.exists(swapMax)) {
         throw new RunError(
           '--memory-swap needs swap accounting, which this kernel has off (no memory.swap.max): ' +
-            'boot with swapaccount=1 (or without cgroup.memory=noswap), or drop --memory-swap',
+          'boot with swapaccount=1 (or without cgroup.memory=noswap), or drop --memory-swap',
         );
       }
       const swap = limits.memorySwap === 'unlimited' ? 'max' : String(limits.memorySwap - limits.memoryBytes);

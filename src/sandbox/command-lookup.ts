@@ -17,7 +17,7 @@ export const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 export function resolveInRoot(root: string, path: string): string | undefined {
   const pending = posix.normalize(path).split('/').filter(Boolean);
   const done: string[] = [];
-  for (let hops = 0; pending.length > 0; ) {
+  for (let hops = 0; pending.length > 0;) {
     const part = pending.shift()!;
     if (part === '.') continue;
     if (part === '..') {

@@ -48,6 +48,7 @@ class OutputTail {
   append(chunk: Buffer): void {
     this.text = (this.text + chunk.toString('utf8')).slice(-8192);
   }
+
   lastLines(n: number): string {
     return this.text.trimEnd().split('\n').slice(-n).join('\n');
   }

@@ -210,7 +210,7 @@ function checkCpuRequest(options: RunOptions, host: CgroupHost): void {
     if (missing.length > 0) {
       throw new RunError(
         `--cpuset ${formatCpuList(options.cpuset)}: CPU ${formatCpuList(missing)} is not available on this host ` +
-          `(available: ${formatCpuList(available)})`,
+        `(available: ${formatCpuList(available)})`,
       );
     }
   }

@@ -87,7 +87,7 @@ export function setupSteps(layout: SandboxLayout): SetupStep[] {
 
 /** POSIX shell single-quoting: safe for any string, including quotes, spaces and newlines. */
 export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll('\'', `'\\''`)}'`;
 }
 
 function renderCommand(argv: readonly string[]): string {
@@ -160,6 +160,6 @@ export function launcherArgv(options: LauncherOptions): string[] {
   const unshare =
     'exec setpriv --pdeathsig KILL -- unshare --mount --propagation slave --pid "$@" -- ' +
     `sh -c ${shellQuote(waiterScript)} "$0" ${renderCommand(options.command)}`;
-  const launcher = [...joinCgroups, "trap '' INT QUIT", ...timens, unshare].join('\n');
+  const launcher = [...joinCgroups, 'trap \'\' INT QUIT', ...timens, unshare].join('\n');
   return ['sh', '-c', launcher, options.setupScript];
 }

@@ -79,7 +79,7 @@ describe('views of a real cgroup v1 container', () => {
     execFileSync('sh', [
       '-c',
       `for c in cpu cpuacct; do echo $$ > /sys/fs/cgroup/$c${container}/cgroup.procs; done; ` +
-        'timeout 2 sh -c "while :; do :; done" & timeout 2 sh -c "while :; do :; done" & wait',
+      'timeout 2 sh -c "while :; do :; done" & timeout 2 sh -c "while :; do :; done" & wait',
     ]);
     const wallTicks = (performance.now() - started) / 10;
     const t1 = cpuTicks(other.content('proc/stat', initPid).toString());

@@ -309,7 +309,7 @@ export async function viewBackend(label: string, needs: 'views' | 'mounts'): Pro
   else name = (await ownDaemonServesViews()) ? 'private' : 'lxcfs';
   const why =
     name === 'private'
-      ? "run's private lxcfs-ts daemon"
+      ? 'run\'s private lxcfs-ts daemon'
       : `lxcfs --view (the lxcfs-ts daemon does not serve ${needs === 'views' ? 'container views' : 'a view'} yet)`;
   console.log(`# ${label}: sandboxes use ${forced ? 'the forced' : 'the'} backend: ${why}`);
   if (name === 'private') return { name, runArgs: [], parent: undefined, stop: async () => {} };

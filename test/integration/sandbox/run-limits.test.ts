@@ -202,7 +202,7 @@ describe('lxcfs-ts run: exit statuses', () => {
   });
   after(async () => backend?.stop());
 
-  it("passes CMD's exit status on", async (t) => {
+  it('passes CMD\'s exit status on', async (t) => {
     if (!requireRoot(t)) return;
     assert.equal((await runLxcfsTs(['run', ...backend.runArgs, '--', 'sh', '-c', 'exit 42'])).code, 42);
     assert.equal((await runLxcfsTs(['run', ...backend.runArgs, '--', 'true'])).code, 0);

@@ -90,7 +90,7 @@ export function writeProc(root: string, p: ProcSpec): void {
   writeFileSync(
     join(dir, 'status'),
     `Name:\tproc${p.pid}\nState:\tS (sleeping)\nTgid:\t${p.pid}\nPid:\t${p.pid}\nPPid:\t${p.ppid ?? 1}\n` +
-      `NSpid:\t${p.nspid.join('\t')}\nThreads:\t1\n`,
+    `NSpid:\t${p.nspid.join('\t')}\nThreads:\t1\n`,
   );
   symlinkSync(`pid:[${p.pidNs}]`, join(dir, 'ns', 'pid'));
   const time = p.timeNs ?? hostTimeNs;

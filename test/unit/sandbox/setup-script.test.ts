@@ -76,7 +76,7 @@ describe('setupSteps', () => {
 
 describe('shellQuote', () => {
   it('round-trips any word through sh', () => {
-    const words = ['plain', 'with space', "it's", '$HOME', '`id`', 'a\nb', '', '*', '--x=y', '"q"'];
+    const words = ['plain', 'with space', 'it\'s', '$HOME', '`id`', 'a\nb', '', '*', '--x=y', '"q"'];
     const result = spawnSync('sh', ['-c', `printf '%s\\0' ${words.map(shellQuote).join(' ')}`], {
       encoding: 'utf8',
     });
@@ -89,16 +89,16 @@ describe('renderSetupScript', () => {
     const script = renderSetupScript(hostLayout);
     const lines = script.trim().split('\n');
     assert.equal(lines[0], 'set -e');
-    assert.equal(lines.at(-2), "printf '%s\\n' ready >&3");
+    assert.equal(lines.at(-2), 'printf \'%s\\n\' ready >&3');
     assert.equal(lines.at(-1), 'exec "$@" 3>&-');
   });
 
   it('moves the rootfs over / and chroots into it as the last step', () => {
-    const lines = renderSetupScript({ ...hostLayout, rootfs: "/images/it's here" })
+    const lines = renderSetupScript({ ...hostLayout, rootfs: '/images/it\'s here' })
       .trim()
       .split('\n');
     assert.deepEqual(lines.slice(-3), [
-      "cd '/images/it'\\''s here'",
+      'cd \'/images/it\'\\\'\'s here\'',
       'mount --move . /',
       'exec chroot . "$@" 3>&-',
     ]);
@@ -114,7 +114,7 @@ describe('launcherArgv', () => {
       ],
       timeNamespace: true,
       setupScript: 'SETUP',
-      command: ['free', '-m', "it's"],
+      command: ['free', '-m', 'it\'s'],
     });
     assert.equal(argv[0], 'sh');
     assert.equal(argv[1], '-c');
