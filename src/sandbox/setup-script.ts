@@ -154,7 +154,7 @@ export function launcherArgv(options: LauncherOptions): string[] {
   );
   // The boot clock offset is read at the last moment: CMD's uptime then starts below one second.
   const timens = options.timeNamespace
-    ? // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
+    ? // a shell parameter expansion, not a JS template
       ['read up rest < /proc/uptime', 'set -- --time --boottime=-"${up%.*}"']
     : ['set --'];
   const unshare =

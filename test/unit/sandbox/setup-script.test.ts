@@ -122,7 +122,6 @@ describe('launcherArgv', () => {
     const lines = argv[2]!.split('\n');
     assert.match(lines[0]!, /^echo \$\$ > \/sys\/fs\/cgroup\/memory\/lxcfs-ts\/1\/cgroup.procs \|\| /);
     assert.match(lines[1]!, /^echo \$\$ > \/sys\/fs\/cgroup\/cpu\/lxcfs-ts\/1\/cgroup.procs \|\| /);
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a JS template
     assert.ok(argv[2]!.includes('--time --boottime=-"${up%.*}"'));
     assert.ok(argv[2]!.includes('unshare --mount --propagation slave --pid "$@" --'));
     assert.ok(argv[2]!.endsWith(`"$0" free -m 'it'\\''s'`));
