@@ -4,7 +4,10 @@
  */
 type CommandMain = (argv: string[]) => Promise<number>;
 
-const subcommands: Record<string, () => Promise<{ main: CommandMain }>> = {};
+const subcommands: Record<string, () => Promise<{ main: CommandMain }>> = {
+  webhook: () => import('./webhook/webhook-command.js'),
+  inject: () => import('./webhook/inject-command.js'),
+};
 
 async function dispatch(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
