@@ -78,7 +78,7 @@ export function planRotation(
 ): RotationPlan {
   const reasons: string[] = [];
   const ca = parse(material.caCert);
-  const caUsable = ca !== null && ca.isCA && keyMatches(material.caCert, material.caKey) && ca.notAfter > now;
+  const caUsable = !!ca?.isCA && keyMatches(material.caCert, material.caKey) && ca.notAfter > now;
   let newCA = false;
   if (!caUsable) {
     newCA = true;
