@@ -57,8 +57,9 @@ function parse(pem: string): CertificateInfo | null {
   }
 }
 
+/** The lifetime asked for: certificates are backdated for clock skew, which is not part of it. */
 function lifetime(info: CertificateInfo): number {
-  return info.notAfter.getTime() - info.notBefore.getTime();
+  return info.notAfter.getTime() - info.notBefore.getTime() - backdateMs;
 }
 
 function renewDue(info: CertificateInfo, now: Date, fraction: number): boolean {
