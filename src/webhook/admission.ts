@@ -38,12 +38,31 @@ function str(value: Json | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/** Real pods nest about 15 levels deep; anything far deeper is an attack on recursive code. */
+export const maxNestingDepth = 100;
+
+/** True when the JSON value nests deeper than `limit` (iterative, so it cannot overflow the stack). */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 export function reviewAdmission(
   body: unknown,
   mode: SelectionMode,
   settings: AdmissionSettings,
 ): ReviewResult {
   if (!isJsonObject(body)) return reject(400, 'body is not a JSON object');
+  if (nestsDeeperThan(body, maxNestingDepth))
+    return reject(400, `body nests deeper than ${maxNestingDepth} levels`);
   if (body.kind !== 'AdmissionReview') return reject(400, 'kind must be AdmissionReview');
   if (body.apiVersion !== admissionApiVersion) {
     return reject(
