@@ -29,7 +29,9 @@ export interface Observation {
 export type LeaseAction = 'create' | 'renew' | 'takeover' | 'wait';
 
 function recordOf(lease: Lease): string {
-  return `${lease.spec.holderIdentity ?? ''}|${lease.spec.renewTime ?? ''}|${lease.spec.leaseTransitions ?? 0}`;
+  // resourceVersion changes on every write, even two renewals within one clock tick.
+  const { spec } = lease;
+  return `${lease.metadata.resourceVersion ?? ''}|${spec.holderIdentity ?? ''}|${spec.renewTime ?? ''}`;
 }
 
 /**
