@@ -38,31 +38,12 @@ function str(value: Json | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** Real pods nest about 15 levels deep; anything far deeper is an attack on recursive code. */
-export const maxNestingDepth = 100;
-
-/** True when the JSON value nests deeper than `limit` (iterative, so it cannot overflow the stack). */
-function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
-    if (typeof node !== 'object' || node === null) continue;
-    if (depth >= limit) return true;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
-      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
-    }
-  }
-  return false;
-}
-
 export function reviewAdmission(
   body: unknown,
   mode: SelectionMode,
   settings: AdmissionSettings,
 ): ReviewResult {
   if (!isJsonObject(body)) return reject(400, 'body is not a JSON object');
-  if (nestsDeeperThan(body, maxNestingDepth))
-    return reject(400, `body nests deeper than ${maxNestingDepth} levels`);
   if (body.kind !== 'AdmissionReview') return reject(400, 'kind must be AdmissionReview');
   if (body.apiVersion !== admissionApiVersion) {
     return reject(
@@ -99,21 +80,31 @@ export function reviewAdmission(
   const name =
     str(request.name) ||
     (isJsonObject(pod.metadata) ? (str(pod.metadata.name) ?? str(pod.metadata.generateName)) : undefined);
-  const result = mutatePod(pod, settings.plan, {
-    mode,
-    namespace: namespace ?? '',
-    excludedNamespaces: settings.excludedNamespaces,
-  });
-  const patch: PatchOperation[] = diff(pod, result.pod);
+  let result: ReturnType<typeof mutatePod>;
+  let patch: PatchOperation[];
+  try {
+    result = mutatePod(pod, settings.plan, {
+      mode,
+      namespace: namespace ?? '',
+      excludedNamespaces: settings.excludedNamespaces,
+    });
+    patch = diff(pod, result.pod);
+  } catch (err) {
+    // Copying and comparing are recursive; a body nested thousands of levels deep overflows the
+    // stack. No pod looks like that: refuse it instead of walking every body to measure its depth.
+    if (err instanceof RangeError) return reject(400, 'request.object is nested too deeply');
+    throw err;
+  }
   const extra: JsonObject = {};
-  if (patch.length > 0) {
+  const patchJson = patch.length > 0 ? JSON.stringify(patch) : '';
+  if (patchJson) {
     extra.patchType = 'JSONPatch';
-    extra.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+    extra.patch = Buffer.from(patchJson).toString('base64');
   }
   if (result.status !== null) {
     // The API server prefixes these keys with the webhook's name in the audit log.
     const audit: JsonObject = { status: result.status };
-    if (patch.length > 0) audit.patch = JSON.stringify(patch);
+    if (patchJson) audit.patch = patchJson;
     extra.auditAnnotations = audit;
   }
   const summary: Omit<ReviewSummary, 'uid' | 'dryRun'> = {

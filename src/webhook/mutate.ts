@@ -62,26 +62,39 @@ function setStatus(pod: JsonObject, status: string): void {
   (metadata.annotations as JsonObject)[statusAnnotation] = status;
 }
 
+/** "/a//b/" -> "/a/b" (split and join: regular expressions here cost tens of µs per pod). */
 function normalizePath(path: string): string {
-  const trimmed = path.replace(/\/+/g, '/').replace(/(.)\/$/, '$1');
-  return trimmed;
+  if (!path.includes('//') && (path.length < 2 || !path.endsWith('/'))) return path;
+  return `/${path
+    .split('/')
+    .filter((part) => part !== '')
+    .join('/')}`;
 }
 
-/** True when one path equals or contains the other: mounting both would shadow one of them. */
-function overlaps(a: string, b: string): boolean {
-  const x = normalizePath(a);
-  const y = normalizePath(b);
-  return x === y || x.startsWith(y === '/' ? '/' : `${y}/`) || y.startsWith(x === '/' ? '/' : `${x}/`);
+/** True when one (normalized) path equals or contains the other: mounting both would shadow one. */
+function overlaps(x: string, y: string): boolean {
+  if (x === y || x === '/' || y === '/') return true;
+  return x.startsWith(`${y}/`) || y.startsWith(`${x}/`);
 }
 
-/** The volume name for a planned mount: an existing volume with the same node path, or a free name. */
-function resolveVolume(volumes: JsonObject[], mount: InjectedMount): { name: string; existing: boolean } {
-  const same = volumes.find((v) => isJsonObject(v.hostPath) && v.hostPath.path === mount.hostPath);
-  if (same && typeof same.name === 'string') return { name: same.name, existing: true };
+interface ResolvedMount {
+  mount: InjectedMount;
+  /** Volume name to use: an existing volume with the same node path, or a name nobody uses. */
+  name: string;
+  existing: boolean;
+  used: boolean;
+}
+
+function resolveVolumes(volumes: JsonObject[], mounts: readonly InjectedMount[]): ResolvedMount[] {
   const taken = new Set(volumes.map((v) => v.name));
-  let name = mount.volumeName;
-  for (let i = 1; taken.has(name); i++) name = `${mount.volumeName}-${i}`;
-  return { name, existing: false };
+  return mounts.map((mount) => {
+    const same = volumes.find((v) => isJsonObject(v.hostPath) && v.hostPath.path === mount.hostPath);
+    if (same && typeof same.name === 'string') return { mount, name: same.name, existing: true, used: false };
+    let name = mount.volumeName;
+    for (let i = 1; taken.has(name); i++) name = `${mount.volumeName}-${i}`;
+    taken.add(name);
+    return { mount, name, existing: false, used: false };
+  });
 }
 
 function volumeFor(name: string, mount: InjectedMount): JsonObject {
@@ -114,31 +127,27 @@ export function mutatePod(input: JsonObject, plan: InjectionPlan, ctx: Selection
     ...(plan.initContainers ? ((spec.initContainers ?? []) as JsonObject[]) : []),
   ];
   const conflicts: MountConflict[] = [];
-  const newVolumes: JsonObject[] = [];
-  for (const mount of plan.mounts) {
-    const volume = resolveVolume(volumes, mount);
-    let used = false;
-    for (const container of targets) {
-      const mounts = (container.volumeMounts ?? []) as JsonObject[];
-      const ours = mounts.some((m) => m.name === volume.name && m.mountPath === mount.mountPath);
-      if (ours) continue;
-      const clash = mounts.some(
-        (m) => typeof m.mountPath === 'string' && overlaps(m.mountPath, mount.mountPath),
-      );
-      if (clash) {
-        conflicts.push({ container: String(container.name ?? ''), mountPath: mount.mountPath });
+  const resolved = resolveVolumes(volumes, plan.mounts);
+  for (const container of targets) {
+    const mounts = (container.volumeMounts ?? []) as JsonObject[];
+    // Planned mounts never overlap one another, so only the container's own entries can clash.
+    const taken = mounts.flatMap((m) =>
+      typeof m.mountPath === 'string' ? [normalizePath(m.mountPath)] : [],
+    );
+    const added: JsonObject[] = [];
+    for (const r of resolved) {
+      if (mounts.some((m) => m.name === r.name && m.mountPath === r.mount.mountPath)) continue;
+      if (taken.some((path) => overlaps(path, r.mount.mountPath))) {
+        conflicts.push({ container: String(container.name ?? ''), mountPath: r.mount.mountPath });
         continue;
       }
-      container.volumeMounts = [...mounts, volumeMountFor(volume.name, mount)];
-      used = true;
+      added.push(volumeMountFor(r.name, r.mount));
+      r.used = true;
     }
-    if (used && !volume.existing) {
-      const v = volumeFor(volume.name, mount);
-      volumes.push(v);
-      newVolumes.push(v);
-    }
+    if (added.length > 0) container.volumeMounts = [...mounts, ...added];
   }
-  if (newVolumes.length > 0) spec.volumes = volumes;
+  const newVolumes = resolved.filter((r) => r.used && !r.existing).map((r) => volumeFor(r.name, r.mount));
+  if (newVolumes.length > 0) spec.volumes = [...volumes, ...newVolumes];
 
   const paths = [...new Set(conflicts.map((c) => c.mountPath))].sort();
   const status = paths.length > 0 ? `conflict: ${paths.join(',')}` : 'mutated';
