@@ -36,7 +36,7 @@ describe('MutatingWebhookConfiguration reconciler', () => {
     assert.equal(stored.webhooks[1]!.clientConfig.url, 'https://127.0.0.1:8443/mutate/optin');
     assert.equal(await r.reconcile('CA1'), 'unchanged');
     // Defaults the API server adds do not count as drift.
-    stored.webhooks.forEach((w) => Object.assign(w, { objectSelector: {} }));
+    for (const w of stored.webhooks) Object.assign(w, { objectSelector: {} });
     await api.replace(path, stored);
     assert.equal(await r.reconcile('CA1'), 'unchanged');
     const drifted = await api.get<Mwc & Record<string, unknown>>(path);
