@@ -1,4 +1,159 @@
-export async function main(_argv: string[]): Promise<number> {
-  console.error('lxcfs-ts: the daemon is not implemented yet');
-  return 1;
+/**
+ * `lxcfs-ts [options] [MOUNTPOINT]`: the supervisor. It owns the FUSE connection (opens
+ * /dev/fuse, mounts, negotiates INIT) and keeps a serving process attached to it, starting a new
+ * one whenever the previous one dies. Because this process holds the descriptor, the connection
+ * and every container's bind mount of the view survive a crash of the serving process.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, rmSync, writeFileSync } from 'node:fs';
+import { createLogger, type Logger } from '../common/log.js';
+import { defaultViewOptions } from '../common/options.js';
+import { packageVersion } from '../common/version.js';
+import { type NegotiatedSession, negotiateInit } from '../fuse/init.js';
+import { MountError, mountFuse, openFuseDevice, unmount } from '../fuse/mount.js';
+import { type DaemonArgs, daemonUsage, parseDaemonArgs, UsageError } from './daemon-args.js';
+import { canonicalMountpoint, prepareMountpoint, requireRoot, StartupError } from './preflight.js';
+import { SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
+
+const MAX_RESTART_DELAY_MS = 5_000;
+const STOP_GRACE_MS = 3_000;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseDaemonArgs>;
+  try {
+    parsed = parseDaemonArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`lxcfs-ts: ${err.message}\n\n${daemonUsage}`);
+    return 2;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(daemonUsage);
+    return 0;
+  }
+  if (parsed.kind === 'version') {
+    process.stdout.write(`lxcfs-ts ${packageVersion()}\n`);
+    return 0;
+  }
+  const args = parsed.args;
+  const log = createLogger(args.logLevel, { role: 'supervisor' });
+  try {
+    return await supervise(args, log);
+  } catch (err) {
+    if (err instanceof StartupError || err instanceof MountError) {
+      log.error({ mountpoint: args.mountpoint }, err.message);
+      process.stderr.write(`lxcfs-ts: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
+  requireRoot();
+  const mountpoint = canonicalMountpoint(args.mountpoint);
+  prepareMountpoint(mountpoint, args.allowNonEmpty, log);
+  const fd = openFuseDevice();
+  mountFuse({ fd, mountpoint, source: 'lxcfs', subtype: 'lxcfs', options: ['ro', 'default_permissions'] });
+  let session: NegotiatedSession;
+  try {
+    session = negotiateInit(fd, { requestTimeoutSec: args.requestTimeoutSec });
+  } catch (err) {
+    unmount(mountpoint, true);
+    throw new MountError(`FUSE INIT failed: ${(err as Error).message}`);
+  }
+  const mountedAtMs = Date.now();
+  log.info(
+    {
+      mountpoint,
+      fuseMinor: session.minor,
+      resend: session.canResend,
+      requestTimeoutSec: session.requestTimeoutSec,
+    },
+    'mounted',
+  );
+  if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`, { mode: 0o644 });
+
+  const baseConfig: Omit<ServeConfig, 'generation'> = {
+    view: {
+      ...defaultViewOptions,
+      enableLoadavg: args.enableLoadavg,
+      enableCfs: args.enableCfs,
+      disableSwap: args.disableSwap,
+    },
+    session,
+    logLevel: args.logLevel,
+    threads: args.threads,
+    entryTtlMs: args.entryTtlMs,
+    attrTtlMs: args.attrTtlMs,
+    mountedAtMs,
+    mountpoint,
+  };
+
+  return new Promise<number>((resolveExit) => {
+    let child: ChildProcess | null = null;
+    let generation = 0;
+    let stopping = false;
+    let restartDelay = 0;
+    let startedAt = 0;
+    let ready = false;
+
+    const startServer = () => {
+      const config: ServeConfig = { ...baseConfig, generation };
+      startedAt = Date.now();
+      ready = false;
+      const serverPath = new URL('./serve-main.js', import.meta.url).pathname;
+      child = spawn(process.execPath, ['--max-semi-space-size=1', serverPath], {
+        stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
+        env: { ...process.env, [SERVE_CONFIG_ENV]: JSON.stringify(config) },
+      });
+      const thisChild = child;
+      thisChild.on('message', (msg: { type?: string }) => {
+        if (msg.type !== 'ready') return;
+        ready = true;
+        log.info({ serverPid: thisChild.pid, generation: config.generation }, 'serving');
+      });
+      thisChild.on('exit', (code, signal) => {
+        if (child === thisChild) child = null;
+        if (stopping) return;
+        // Callers are waiting: a process that had been serving is replaced at once. One that dies
+        // before it serves (or right after) is a crash loop, which backs off up to 5 s.
+        const crashLoop = !ready || Date.now() - startedAt < 1_000;
+        restartDelay = crashLoop ? Math.min(Math.max(restartDelay * 2, 100), MAX_RESTART_DELAY_MS) : 0;
+        log.error(
+          { serverPid: thisChild.pid, code, signal, restartInMs: restartDelay },
+          'serving process died; starting a new one on the same connection',
+        );
+        generation++;
+        setTimeout(() => {
+          if (!stopping) startServer();
+        }, restartDelay);
+      });
+    };
+
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal, mountpoint }, 'stopping: unmounting');
+      const result = unmount(mountpoint, true);
+      if (!result.ok) log.error({ mountpoint, message: result.message }, 'unmount failed');
+      const finish = () => {
+        closeSync(fd);
+        if (args.pidfile) rmSync(args.pidfile, { force: true });
+        log.info('stopped');
+        resolveExit(0);
+      };
+      const running = child as ChildProcess | null;
+      if (!running || running.exitCode !== null) return finish();
+      const timer = setTimeout(() => running.kill('SIGKILL'), STOP_GRACE_MS);
+      running.once('exit', () => {
+        clearTimeout(timer);
+        finish();
+      });
+      running.kill('SIGTERM');
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    startServer();
+  });
 }

@@ -1,0 +1,127 @@
+/**
+ * Starting the two daemons a benchmark compares (Debian's lxcfs and lxcfs-ts) on scratch
+ * mountpoints, pinning them, and reading their CPU time and memory from /proc.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface BenchDaemon {
+  name: string;
+  mountpoint: string;
+  child: ChildProcess;
+  /** Every process of the daemon (lxcfs-ts: supervisor and serving process). */
+  pids(): number[];
+  stop(): void;
+}
+
+const cli = new URL('../src/cli.js', import.meta.url).pathname;
+
+export async function startDaemons(workdir: string, flags: string[]): Promise<BenchDaemon[]> {
+  const lxcfsMnt = join(workdir, 'lxcfs');
+  const oursMnt = join(workdir, 'lxcfs-ts');
+  mkdirSync(lxcfsMnt, { recursive: true });
+  mkdirSync(oursMnt, { recursive: true });
+  const lxcfs = start(
+    'lxcfs',
+    '/usr/bin/lxcfs',
+    ['-f', ...flags, '-p', join(workdir, 'lxcfs.pid'), lxcfsMnt],
+    lxcfsMnt,
+  );
+  const ours = start('lxcfs-ts', process.execPath, [cli, '--log-level', 'warn', ...flags, oursMnt], oursMnt);
+  const daemons = [lxcfs, ours];
+  for (const d of daemons) await waitServing(d);
+  return daemons;
+}
+
+function start(name: string, command: string, args: string[], mountpoint: string): BenchDaemon {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+  return {
+    name,
+    mountpoint,
+    child,
+    pids: () => processTree(child.pid!),
+    stop() {
+      try {
+        process.kill(child.pid!, 'SIGTERM');
+      } catch {
+        // gone already
+      }
+      spawnSync('umount', ['-l', mountpoint]);
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    },
+  };
+}
+
+async function waitServing(d: BenchDaemon): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    try {
+      if (readFileSync(join(d.mountpoint, 'proc/meminfo')).length > 0) return;
+    } catch {
+      // not yet
+    }
+    if (d.child.exitCode !== null) throw new Error(`${d.name} exited with ${d.child.exitCode}`);
+    await sleep(50);
+  }
+  throw new Error(`${d.name} did not start serving within 15 s`);
+}
+
+/** The pid and all its descendants. */
+export function processTree(root: number): number[] {
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    const kids = spawnSync('pgrep', ['-P', String(out[i])], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean);
+    out.push(...kids.map(Number));
+  }
+  return out;
+}
+
+/** Pins every thread of every process of the daemon to the given CPU list. */
+export function pin(d: BenchDaemon, cpus: string): void {
+  for (const pid of d.pids())
+    spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/** User+system CPU seconds of all the daemon's processes (threads included). */
+export function cpuSeconds(d: BenchDaemon): number {
+  const ticks = 100; // USER_HZ
+  let total = 0;
+  for (const pid of d.pids()) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    } catch {
+      // exited
+    }
+  }
+  return total;
+}
+
+/** Resident memory (MiB) of each of the daemon's processes, now and at peak. */
+export function memory(d: BenchDaemon): { pid: number; rssMiB: number; peakMiB: number; threads: number }[] {
+  return d.pids().flatMap((pid) => {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+      return [
+        {
+          pid,
+          rssMiB: kb('VmRSS') / 1024,
+          peakMiB: kb('VmHWM') / 1024,
+          threads: readdirSync(`/proc/${pid}/task`).length,
+        },
+      ];
+    } catch {
+      return [];
+    }
+  });
+}

@@ -1,0 +1,156 @@
+/**
+ * The daemon's command line: LXCFS's flags (so existing units and manifests work unchanged)
+ * plus a few of our own.
+ */
+import { parseArgs } from 'node:util';
+import { type LogLevel, logLevels } from '../common/log.js';
+
+export const DEFAULT_MOUNTPOINT = '/var/lib/lxcfs';
+
+export interface DaemonArgs {
+  mountpoint: string;
+  enableLoadavg: boolean;
+  enableCfs: boolean;
+  disableSwap: boolean;
+  pidfile: string | null;
+  allowNonEmpty: boolean;
+  entryTtlMs: number;
+  attrTtlMs: number;
+  logLevel: LogLevel;
+  threads: number;
+  requestTimeoutSec: number;
+}
+
+export type ParsedDaemonArgs = { kind: 'run'; args: DaemonArgs } | { kind: 'help' } | { kind: 'version' };
+
+export class UsageError extends Error {}
+
+export const daemonUsage = `Usage: lxcfs-ts [options] [MOUNTPOINT]
+       lxcfs-ts run [options] -- CMD [ARGS...]     run CMD in a sandbox that sees the view (see run --help)
+
+Serves container-aware /proc and /sys files over FUSE at MOUNTPOINT (default ${DEFAULT_MOUNTPOINT}),
+for binding over a container's /proc/meminfo, /proc/cpuinfo, ... Runs in the foreground; stop it
+with SIGTERM or SIGINT (the mount is removed).
+
+Options (same as LXCFS):
+  -f, --foreground          stay in the foreground (always the case; accepted for compatibility)
+  -d, --debug               log at debug level
+  -l, --enable-loadavg      per-container /proc/loadavg (counts each container's runnable tasks)
+      --enable-cfs          the CPU count also follows the CFS quota (ceil(quota/period)), not only the cpuset
+      --enable-pidfd        accepted for compatibility (pid reuse is always guarded against)
+  -u, --disable-swap        containers see no swap
+  -o OPTS                   comma-separated mount options: nonempty (mount over a non-empty directory),
+                            entry_timeout=SECONDS, attr_timeout=SECONDS; allow_other and direct_io are
+                            always on and accepted
+  -p, --pidfile FILE        write the pid of this (top-level) process to FILE; removed on exit
+  -h, --help                show this help
+  -v, --version             show the version
+
+Options of lxcfs-ts:
+      --log-level LEVEL     ${logLevels.join('|')} (default info); logs are JSON lines on stderr
+      --threads N           request worker threads (default 2)
+      --request-timeout S   on kernels with FUSE request timeouts (6.14+), abort the connection when a
+                            request stays unanswered for S seconds (default 0: off; 0 disables)
+`;
+
+export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+  if (positionals.length > 1)
+    throw new UsageError(`expected at most one mountpoint, got: ${positionals.join(' ')}`);
+  if ((values.o?.length ?? 0) > 1)
+    throw new UsageError('-o may be given only once (separate options with commas)');
+
+  const args: DaemonArgs = {
+    mountpoint: positionals[0] ?? DEFAULT_MOUNTPOINT,
+    enableLoadavg: values['enable-loadavg'] ?? false,
+    enableCfs: values['enable-cfs'] ?? false,
+    disableSwap: values['disable-swap'] ?? false,
+    pidfile: values.pidfile ?? null,
+    allowNonEmpty: false,
+    entryTtlMs: 1000,
+    attrTtlMs: 1000,
+    logLevel: values.debug ? 'debug' : 'info',
+    threads: 2,
+    requestTimeoutSec: 0,
+  };
+  for (const option of (values.o?.[0] ?? '').split(',').filter(Boolean)) applyMountOption(args, option);
+  if (values['log-level'] !== undefined) {
+    if (!logLevels.includes(values['log-level'] as LogLevel)) {
+      throw new UsageError(`--log-level must be one of ${logLevels.join(', ')}`);
+    }
+    args.logLevel = values['log-level'] as LogLevel;
+  }
+  if (values.threads !== undefined) args.threads = positiveInteger('--threads', values.threads, 1, 64);
+  if (values['request-timeout'] !== undefined) {
+    args.requestTimeoutSec = positiveInteger('--request-timeout', values['request-timeout'], 0, 65535);
+  }
+  return { kind: 'run', args };
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      foreground: { type: 'boolean', short: 'f' },
+      debug: { type: 'boolean', short: 'd' },
+      'enable-loadavg': { type: 'boolean', short: 'l' },
+      'enable-cfs': { type: 'boolean' },
+      'enable-pidfd': { type: 'boolean' },
+      'disable-swap': { type: 'boolean', short: 'u' },
+      o: { type: 'string', short: 'o', multiple: true },
+      pidfile: { type: 'string', short: 'p' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      'log-level': { type: 'string' },
+      threads: { type: 'string' },
+      'request-timeout': { type: 'string' },
+      // LXCFS accepts -s (single-threaded, ignored since it is always multithreaded).
+      s: { type: 'boolean', short: 's' },
+    },
+  });
+}
+
+function applyMountOption(args: DaemonArgs, option: string): void {
+  const [name, value] = option.split('=', 2) as [string, string | undefined];
+  switch (name) {
+    case 'nonempty':
+      args.allowNonEmpty = true;
+      return;
+    case 'allow_other':
+    case 'direct_io':
+      return;
+    case 'entry_timeout':
+      args.entryTtlMs = seconds(option, value);
+      return;
+    case 'attr_timeout':
+      args.attrTtlMs = seconds(option, value);
+      return;
+    default:
+      throw new UsageError(`unsupported mount option: ${option}`);
+  }
+}
+
+function seconds(option: string, value: string | undefined): number {
+  const n = Number(value);
+  if (value === undefined || value === '' || !Number.isFinite(n) || n < 0) {
+    throw new UsageError(`${option}: expected a number of seconds`);
+  }
+  return Math.round(n * 1000);
+}
+
+function positiveInteger(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max}`);
+  return n;
+}

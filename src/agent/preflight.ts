@@ -1,0 +1,80 @@
+/**
+ * Start-up checks that turn the usual ways a start goes wrong into a message saying what to do.
+ */
+import { mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Logger } from '../common/log.js';
+import { unmount } from '../fuse/mount.js';
+import { mountsAt, readMountinfo } from './mountinfo.js';
+
+export class StartupError extends Error {}
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new StartupError(
+      "lxcfs-ts must run as root: it mounts a FUSE filesystem and reads every container's cgroups (run it with sudo, or as a privileged container)",
+    );
+  }
+}
+
+/** Canonical absolute path of a mountpoint without touching the mountpoint itself (it may be a dead mount). */
+export function canonicalMountpoint(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return join(realpathSync(dirname(absolute)), basename(absolute));
+  } catch {
+    return absolute;
+  }
+}
+
+/**
+ * Makes `mountpoint` ready to mount on: creates it if missing, detaches a dead FUSE mount left by
+ * a crashed instance, and refuses a live instance's mountpoint or (without -o nonempty) a
+ * directory that has files in it.
+ */
+export function prepareMountpoint(mountpoint: string, allowNonEmpty: boolean, log: Logger): void {
+  // A crashed instance can leave several dead mounts stacked on one another.
+  for (let attempt = 0; attempt < 8; attempt++) {
+    try {
+      const stats = statSync(mountpoint);
+      if (!stats.isDirectory()) throw new StartupError(`mountpoint ${mountpoint} is not a directory`);
+      break;
+    } catch (err) {
+      if (err instanceof StartupError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        mkdirSync(mountpoint, { recursive: true, mode: 0o755 });
+        log.info({ mountpoint }, 'created the mountpoint');
+        continue;
+      }
+      if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
+        const result = unmount(mountpoint, true);
+        if (!result.ok) {
+          throw new StartupError(
+            `${mountpoint} is a dead FUSE mount and detaching it failed: ${result.message}`,
+          );
+        }
+        log.warn(
+          { mountpoint },
+          'detached a dead FUSE mount left behind by an instance that stopped without unmounting',
+        );
+        continue;
+      }
+      throw new StartupError(`cannot use mountpoint ${mountpoint}: ${(err as Error).message}`);
+    }
+  }
+  const top = mountsAt(readMountinfo(), mountpoint).at(-1);
+  if (top?.fstype.startsWith('fuse')) {
+    throw new StartupError(
+      `${mountpoint} is already served by a running FUSE filesystem (${top.fstype}, source ${top.source}); stop that instance first (or unmount it: umount -l ${mountpoint}), or pick another mountpoint`,
+    );
+  }
+  if (!allowNonEmpty) {
+    const entries = readdirSync(mountpoint);
+    if (entries.length > 0) {
+      throw new StartupError(
+        `${mountpoint} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}): use an empty directory, or pass -o nonempty to mount over it`,
+      );
+    }
+  }
+}

@@ -1,0 +1,21 @@
+import type { LogLevel } from '../common/log.js';
+import type { ViewOptions } from '../common/options.js';
+import type { NegotiatedSession } from '../fuse/init.js';
+
+/** What the supervisor tells each serving process it starts (passed as JSON in the environment). */
+export interface ServeConfig {
+  view: ViewOptions;
+  session: NegotiatedSession;
+  logLevel: LogLevel;
+  threads: number;
+  entryTtlMs: number;
+  attrTtlMs: number;
+  mountedAtMs: number;
+  mountpoint: string;
+  /** 0 for the first serving process on this connection, then 1, 2... after restarts. */
+  generation: number;
+}
+
+export const SERVE_CONFIG_ENV = 'LXCFS_TS_SERVE_CONFIG';
+/** The serving process finds the /dev/fuse connection on this descriptor. */
+export const SERVE_FUSE_FD = 3;
