@@ -6,13 +6,14 @@
  *
  * 1. Open loop: requests are sent on a fixed schedule (`--rate` per second); each latency is taken
  *    from the moment the request was due, so a stall shows up in the percentiles instead of
- *    silently lowering the rate.
+ *    silently lowering the rate. The two targets take turns in `--rounds` rounds of `--seconds`
+ *    each, so both see the same background load; the medians over rounds are reported.
  * 2. Closed loop: `--connections` requests in flight at all times for a few seconds: throughput.
  * The body is a pod as the API server sends it (managed fields, service account volume, two
  * containers); every webhook answer is checked to carry a patch, so real work is measured.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,12 +24,14 @@ import { freePort, startWebhook, waitReady } from '../test/helpers/webhook-proce
 const { values } = parseArgs({
   options: {
     rate: { type: 'string', default: '500' },
-    seconds: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '7' },
     connections: { type: 'string', default: '8' },
   },
 });
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
+const rounds = Number(values.rounds);
 const connections = Number(values.connections);
 
 function review(uid: number): string {
@@ -156,6 +159,12 @@ function post(agent: Agent, port: number, body: string): Promise<string> {
   });
 }
 
+/** utime+stime of a process, in seconds (Linux /proc/PID/stat, clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -269,6 +278,7 @@ async function main(): Promise<void> {
 
   // Default settings (info-level log line per review included), certificates from files, no API server.
   const webhook = await startWebhook([
+    ...(process.env.BENCH_WEBHOOK_ARGS ?? '').split(' ').filter(Boolean),
     '--tls',
     'files',
     '--tls-cert-file',
@@ -309,37 +319,75 @@ async function main(): Promise<void> {
     console.log(
       `TLS keep-alive on loopback, ${connections} connections, body ${review(0).length} bytes; node ${process.version}`,
     );
-    const open: Record<string, OpenLoopResult> = {};
-    const closed: Record<string, { rps: number; errors: number }> = {};
-    for (const t of targets) {
-      await openLoop(t, ca.cert, rate, 2); // warm-up: JIT, TLS sessions, connection pool
-      open[t.name] = await openLoop(t, ca.cert, rate, seconds);
+    const perRound: Record<string, OpenLoopResult[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
+    for (const t of targets) await openLoop(t, ca.cert, rate, 2); // warm-up: JIT, TLS sessions, pool
+    for (let i = 0; i < rounds; i++) {
+      for (const t of i % 2 === 0 ? targets : [...targets].reverse()) {
+        perRound[t.name]!.push(await openLoop(t, ca.cert, rate, seconds));
+      }
     }
-    for (const t of targets) closed[t.name] = await closedLoop(t, ca.cert, Math.max(5, seconds / 2));
+    const closed: Record<string, { rps: number; errors: number }[]> = Object.fromEntries(
+      targets.map((t) => [t.name, []]),
+    );
+    // Server-side CPU per request, from each server process's own counters.
+    const pids = [webhook.child.pid!, baseline.pid!];
+    const cpu = targets.map(() => 0);
+    const served = targets.map(() => 0);
+    for (let i = 0; i < 3; i++) {
+      for (const [k, t] of targets.entries()) {
+        const before = cpuSeconds(pids[k]!);
+        const r = await closedLoop(t, ca.cert, 3);
+        cpu[k]! += cpuSeconds(pids[k]!) - before;
+        served[k]! += r.rps * 3;
+        closed[t.name]!.push(r);
+      }
+    }
+    const cpuPerRequestUs = targets.map((_, k) => (cpu[k]! / served[k]!) * 1e6);
+
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const ms = (v: number) => v.toFixed(2).padStart(7);
+    const summary = (name: string) => {
+      const rs = perRound[name]!;
+      return {
+        sent: rs.reduce((n, r) => n + r.sent, 0),
+        rate: median(rs.map((r) => r.achievedRate)),
+        p50: median(rs.map((r) => r.p50)),
+        p90: median(rs.map((r) => r.p90)),
+        p99: median(rs.map((r) => r.p99)),
+        worstP99: Math.max(...rs.map((r) => r.p99)),
+        max: Math.max(...rs.map((r) => r.max)),
+        errors: rs.reduce((n, r) => n + r.errors, 0),
+      };
+    };
     console.log(
-      `\nopen loop at ${rate} req/s for ${seconds} s (latency in ms, from when each request was due)`,
+      `\nopen loop at ${rate} req/s, ${rounds} rounds of ${seconds} s per target, taking turns ` +
+        '(latency in ms from when each request was due; medians over rounds)',
     );
-    console.log('target                  sent   rate     p50     p90     p99     max  errors');
+    console.log('target                  sent   rate     p50     p90     p99  worst p99     max  errors');
     for (const t of targets) {
-      const r = open[t.name]!;
+      const r = summary(t.name);
       console.log(
-        `${t.name.padEnd(22)} ${String(r.sent).padStart(5)} ${r.achievedRate.toFixed(0).padStart(6)} ${ms(r.p50)} ${ms(r.p90)} ${ms(r.p99)} ${ms(r.max)} ${String(r.errors).padStart(6)}`,
+        `${t.name.padEnd(22)} ${String(r.sent).padStart(5)} ${r.rate.toFixed(0).padStart(6)} ${ms(r.p50)} ${ms(r.p90)} ${ms(r.p99)} ${ms(r.worstP99)}    ${ms(r.max)} ${String(r.errors).padStart(6)}`,
       );
     }
-    const [w, b] = targets.map((t) => open[t.name]!);
+    const w = summary(targets[0]!.name);
+    const b = summary(targets[1]!.name);
+    console.log(`ratio webhook/bare: p50 ${(w.p50 / b.p50).toFixed(2)}x, p99 ${(w.p99 / b.p99).toFixed(2)}x`);
+    console.log(`\nclosed loop, ${connections} in flight (median of 3 rounds of 3 s)`);
+    const rps = (name: string) => median(closed[name]!.map((c) => c.rps));
+    for (const t of targets) {
+      const errors = closed[t.name]!.reduce((n, c) => n + c.errors, 0);
+      console.log(`${t.name.padEnd(22)} ${rps(t.name).toFixed(0).padStart(6)} req/s  errors ${errors}`);
+    }
     console.log(
-      `ratio webhook/bare: p50 ${(w!.p50 / b!.p50).toFixed(2)}x, p99 ${(w!.p99 / b!.p99).toFixed(2)}x`,
+      `ratio webhook/bare throughput: ${(rps(targets[0]!.name) / rps(targets[1]!.name)).toFixed(2)}x`,
     );
-    console.log(`\nclosed loop, ${connections} in flight`);
-    for (const t of targets)
-      console.log(
-        `${t.name.padEnd(22)} ${closed[t.name]!.rps.toFixed(0).padStart(6)} req/s  errors ${closed[t.name]!.errors}`,
-      );
-    const [cw, cb] = targets.map((t) => closed[t.name]!.rps);
-    console.log(`ratio webhook/bare throughput: ${(cw! / cb!).toFixed(2)}x`);
     console.log(
-      `\ntarget p99 <= 5 ms at ${rate} req/s: ${w!.p99 <= 5 && w!.errors === 0 ? 'met' : 'NOT met'} (p99 ${w!.p99.toFixed(2)} ms)`,
+      `server process CPU per request (user+system, TLS included): webhook ${cpuPerRequestUs[0]!.toFixed(0)} µs, ` +
+        `bare ${cpuPerRequestUs[1]!.toFixed(0)} µs`,
+    );
+    console.log(
+      `\ntarget p99 <= 5 ms at ${rate} req/s: ${w.p99 <= 5 && w.errors === 0 ? 'met' : 'NOT met'} (median p99 ${w.p99.toFixed(2)} ms)`,
     );
   } finally {
     await webhook.stop();

@@ -180,7 +180,12 @@ export class WebhookServer {
       reason: summary.reason ?? '',
       dry_run: String(summary.dryRun),
     });
-    logger.info({ ...summary, mode }, 'admission');
+    // Conflicts and pods that could not be read deserve a line; routine outcomes are in the pod's
+    // status annotation, the audit log and the counters (a log line each would cost more than the
+    // mutation itself).
+    if (summary.outcome === 'conflict' || summary.outcome === 'invalid')
+      logger.info({ ...summary, mode }, 'admission');
+    else logger.debug({ ...summary, mode }, 'admission');
   }
 }
 

@@ -1,5 +1,6 @@
 /** Runs `lxcfs-ts webhook` as a child process for e2e tests and benchmarks. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { repoRoot } from './paths.js';
@@ -45,8 +46,14 @@ export interface WebhookProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-export async function startWebhook(args: string[], port?: number): Promise<WebhookProcess> {
+/**
+ * Starts `lxcfs-ts webhook` on 127.0.0.1. Output is collected through a pipe, or written to
+ * `logFile` (benchmarks: a file never blocks the webhook's synchronous log writes the way a pipe
+ * that nobody drains fast enough would).
+ */
+export async function startWebhook(args: string[], port?: number, logFile?: string): Promise<WebhookProcess> {
   const p = port ?? (await freePort());
+  const logFd = logFile ? openSync(logFile, 'a') : undefined;
   const url = `https://127.0.0.1:${p}`;
   const child = spawn(
     process.execPath,
@@ -59,13 +66,14 @@ export async function startWebhook(args: string[], port?: number): Promise<Webho
       '0s',
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'] },
   );
+  if (logFd !== undefined) closeSync(logFd);
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => {
+  child.stdout?.on('data', (c: Buffer) => {
     out += c.toString();
   });
-  child.stderr!.on('data', (c: Buffer) => {
+  child.stderr?.on('data', (c: Buffer) => {
     out += c.toString();
   });
   const exited = new Promise<number | string>((resolve) => {

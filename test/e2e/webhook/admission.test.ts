@@ -113,9 +113,7 @@ describe('admission webhook against a real kube-apiserver', () => {
     // No controller-manager here: create the service accounts the ServiceAccount admission plugin wants.
     for (const name of Object.values(ns)) kubectl(['-n', name, 'create', 'serviceaccount', 'default']);
 
-    webhook = await startWebhook([]);
-    webhook.child.kill('SIGKILL'); // only wanted its free port reserved; start the real one below
-    await webhook.exited;
+    const port = await freePort();
     webhook = await startWebhook(
       [
         '--kubeconfig',
@@ -123,9 +121,11 @@ describe('admission webhook against a real kube-apiserver', () => {
         '--namespace',
         ns.webhook,
         '--external-url',
-        `https://127.0.0.1:${webhook.port}`,
+        `https://127.0.0.1:${port}`,
+        '--log-level',
+        'debug',
       ],
-      webhook.port,
+      port,
     );
     await waitReady(webhook);
     // The API server picks configuration changes up through an informer: wait until a dry run is mutated.
