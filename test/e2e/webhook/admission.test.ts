@@ -12,6 +12,7 @@ import { acquireKubeEnv, type Kubectl, type KubeEnv, kubectlFor } from '../../he
 import { repoRoot } from '../../helpers/paths.js';
 import {
   eventually,
+  freePort,
   probe,
   startWebhook,
   type WebhookProcess,
