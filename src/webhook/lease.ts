@@ -80,6 +80,8 @@ export class LeaderElector {
   private leading = false;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Last state passed to onChange. */
+  private reported = false;
   private readonly now: () => number;
 
   constructor(
@@ -175,8 +177,6 @@ export class LeaderElector {
     this.reported = leader;
     this.options.onChange?.(leader);
   }
-
-  private reported = false;
 
   /** Stops renewing and, when leading, hands the lease back so another replica takes over at once. */
   async stop(): Promise<void> {

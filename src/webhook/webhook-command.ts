@@ -265,7 +265,18 @@ export async function main(argv: string[]): Promise<number> {
 async function run(values: Values, settings: Settings, logger: Logger): Promise<number> {
   const metrics = new WebhookMetrics({ processMetrics: true });
   const needsApi = settings.tlsMode === 'self' || settings.manage !== 'none';
-  const client = needsApi ? new KubeClient(loadKubeConfig(values.kubeconfig)) : null;
+  let client: KubeClient | null = null;
+  if (needsApi) {
+    try {
+      client = new KubeClient(loadKubeConfig(values.kubeconfig));
+    } catch (err) {
+      process.stderr.write(
+        `lxcfs-ts webhook: cannot load Kubernetes credentials (${(err as Error).message}); ` +
+          'pass --kubeconfig FILE, or run in a pod with a service account\n',
+      );
+      return 1;
+    }
+  }
   const identity = `${hostname()}-${randomBytes(3).toString('hex')}`;
   const elector = client
     ? new LeaderElector(client, {
