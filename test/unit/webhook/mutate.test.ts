@@ -168,6 +168,20 @@ describe('pod mutation', () => {
     }
   });
 
+  it('on reinvocation, a container added by a later webhook gets the mounts and nothing else changes', () => {
+    const pod = { metadata: {}, spec: { containers: [{ name: 'app' }] } };
+    const first = mutatePod(pod, plan, ctx).pod;
+    const withSidecar = structuredClone(first) as { spec: { containers: JsonObject[] } };
+    withSidecar.spec.containers.push({ name: 'istio-proxy' });
+    const again = mutatePod(withSidecar as unknown as JsonObject, plan, ctx);
+    const ops = diff(withSidecar as unknown as JsonObject, again.pod);
+    assert.deepEqual(
+      ops.map((o) => o.path),
+      ['/spec/containers/1/volumeMounts'],
+    );
+    assert.equal((ops[0] as { value: unknown[] }).value.length, plan.mounts.length);
+  });
+
   it('init containers are left alone unless asked for', () => {
     const pod = { metadata: {}, spec: { initContainers: [{ name: 'i' }], containers: [{ name: 'c' }] } };
     const off = mutatePod(pod, plan, ctx).pod.spec as { initContainers: JsonObject[] };
