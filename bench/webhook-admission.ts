@@ -361,7 +361,7 @@ async function main(): Promise<void> {
     };
     console.log(
       `\nopen loop at ${rate} req/s, ${rounds} rounds of ${seconds} s per target, taking turns ` +
-        '(latency in ms from when each request was due; medians over rounds)',
+      '(latency in ms from when each request was due; medians over rounds)',
     );
     console.log('target                  sent   rate     p50     p90     p99  worst p99     max  errors');
     for (const t of targets) {
@@ -384,7 +384,7 @@ async function main(): Promise<void> {
     );
     console.log(
       `server process CPU per request (user+system, TLS included): webhook ${cpuPerRequestUs[0]!.toFixed(0)} µs, ` +
-        `bare ${cpuPerRequestUs[1]!.toFixed(0)} µs`,
+      `bare ${cpuPerRequestUs[1]!.toFixed(0)} µs`,
     );
     console.log(
       `\ntarget p99 <= 5 ms at ${rate} req/s: ${w.p99 <= 5 && w.errors === 0 ? 'met' : 'NOT met'} (median p99 ${w.p99.toFixed(2)} ms)`,

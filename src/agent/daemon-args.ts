@@ -4,8 +4,10 @@
  */
 import { parseArgs } from 'node:util';
 import { type LogLevel, logLevels } from '../common/log.js';
+import { parseListenAddress } from './health-server.js';
 
 export const DEFAULT_MOUNTPOINT = '/var/lib/lxcfs';
+export const DEFAULT_HEALTH_PORT = 9716;
 
 export interface DaemonArgs {
   mountpoint: string;
@@ -19,6 +21,8 @@ export interface DaemonArgs {
   logLevel: LogLevel;
   threads: number;
   requestTimeoutSec: number;
+  deadlineMs: number;
+  healthAddress: { host: string; port: number } | null;
 }
 
 export type ParsedDaemonArgs = { kind: 'run'; args: DaemonArgs } | { kind: 'help' } | { kind: 'version' };
@@ -51,6 +55,10 @@ Options of lxcfs-ts:
       --threads N           request worker threads (default 2)
       --request-timeout S   on kernels with FUSE request timeouts (6.14+), abort the connection when a
                             request stays unanswered for S seconds (default 0: off; 0 disables)
+      --deadline-ms MS      a request not answered within MS milliseconds (a stuck cgroup read) gets
+                            the host's content instead, and its thread is replaced (default 1000)
+      --health-address A    HOST:PORT serving /healthz, /readyz and /metrics (Prometheus), or off
+                            (default 127.0.0.1:${DEFAULT_HEALTH_PORT}); if the port is taken, serving goes on without it
 `;
 
 export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
@@ -80,6 +88,8 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     logLevel: values.debug ? 'debug' : 'info',
     threads: 2,
     requestTimeoutSec: 0,
+    deadlineMs: 1000,
+    healthAddress: { host: '127.0.0.1', port: DEFAULT_HEALTH_PORT },
   };
   for (const option of (values.o?.[0] ?? '').split(',').filter(Boolean)) applyMountOption(args, option);
   if (values['log-level'] !== undefined) {
@@ -91,6 +101,16 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
   if (values.threads !== undefined) args.threads = positiveInteger('--threads', values.threads, 1, 64);
   if (values['request-timeout'] !== undefined) {
     args.requestTimeoutSec = positiveInteger('--request-timeout', values['request-timeout'], 0, 65535);
+  }
+  if (values['deadline-ms'] !== undefined) {
+    args.deadlineMs = positiveInteger('--deadline-ms', values['deadline-ms'], 10, 60_000);
+  }
+  if (values['health-address'] !== undefined) {
+    try {
+      args.healthAddress = parseListenAddress(values['health-address']);
+    } catch (err) {
+      throw new UsageError(`--health-address: ${(err as Error).message}`);
+    }
   }
   return { kind: 'run', args };
 }
@@ -114,6 +134,8 @@ function parse(argv: string[]) {
       'log-level': { type: 'string' },
       threads: { type: 'string' },
       'request-timeout': { type: 'string' },
+      'deadline-ms': { type: 'string' },
+      'health-address': { type: 'string' },
       // LXCFS accepts -s (single-threaded, ignored since it is always multithreaded).
       s: { type: 'boolean', short: 's' },
     },

@@ -88,6 +88,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     attrTtlMs: args.attrTtlMs,
     mountedAtMs,
     mountpoint,
+    deadlineMs: args.deadlineMs,
+    healthAddress: args.healthAddress,
   };
 
   return new Promise<number>((resolveExit) => {

@@ -12,7 +12,7 @@ export class StartupError extends Error {}
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
     throw new StartupError(
-      "lxcfs-ts must run as root: it mounts a FUSE filesystem and reads every container's cgroups (run it with sudo, or as a privileged container)",
+      'lxcfs-ts must run as root: it mounts a FUSE filesystem and reads every container\'s cgroups (run it with sudo, or as a privileged container)',
     );
   }
 }

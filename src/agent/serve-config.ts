@@ -12,6 +12,10 @@ export interface ServeConfig {
   attrTtlMs: number;
   mountedAtMs: number;
   mountpoint: string;
+  /** A request unanswered for this long gets the host's content instead (and the worker is replaced). */
+  deadlineMs: number;
+  /** HOST:PORT of /healthz, /readyz, /metrics, or null for none. */
+  healthAddress: { host: string; port: number } | null;
   /** 0 for the first serving process on this connection, then 1, 2... after restarts. */
   generation: number;
 }

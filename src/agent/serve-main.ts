@@ -6,10 +6,15 @@
 import { writeSync } from 'node:fs';
 import { createLogger } from '../common/log.js';
 import { createSnapshotStoreBuffers } from '../fs/snapshot-store.js';
-import type { ViewFilesystemConfig } from '../fs/worker-filesystem.js';
+import { viewFilesystemLabels } from '../fs/view-filesystem.js';
+import { createHostFilesystem, type ViewFilesystemConfig } from '../fs/worker-filesystem.js';
 import { writeOutHeader } from '../fuse/codec.js';
+import { RequestDispatcher } from '../fuse/dispatch.js';
 import { NotifyCode, StructSize } from '../fuse/protocol.js';
 import { RequestWorkerPool } from '../fuse/worker-pool.js';
+import { createSharedViewState, startLoadavgSampler } from './container-views.js';
+import { startHealthServer } from './health-server.js';
+import { AgentMetrics } from './metrics.js';
 import { SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
 
 const config = JSON.parse(process.env[SERVE_CONFIG_ENV] ?? 'null') as ServeConfig | null;
@@ -41,8 +46,13 @@ if (config.generation > 0) {
   }
 }
 
+const shared = createSharedViewState(config.view);
+// -l: per-container load averages, sampled on this (main) thread, read by the request workers.
+if (config.view.enableLoadavg) startLoadavgSampler(config.view, shared, log);
+
 const filesystemConfig: ViewFilesystemConfig = {
   view: config.view,
+  shared,
   store: createSnapshotStoreBuffers(),
   entryTtlMs: config.entryTtlMs,
   attrTtlMs: config.attrTtlMs,
@@ -56,7 +66,10 @@ const pool = new RequestWorkerPool(
     sizes: { readBufferSize: config.session.readBufferSize, maxRead: config.session.maxRead },
     filesystemModule: new URL('../fs/worker-filesystem.js', import.meta.url).href,
     filesystemConfig,
+    labels: viewFilesystemLabels,
     logLevel: config.logLevel,
+    deadlineMs: config.deadlineMs,
+    rescue: fallbackAnswerer(filesystemConfig),
   },
   log,
 );
@@ -68,14 +81,46 @@ pool.on('unmounted', () => {
   log.info('connection closed (unmounted); serving process exits');
   process.exit(0);
 });
+/**
+ * Answers a request a worker could not answer in time, on this thread, from the host's files:
+ * a degraded but immediate answer beats a caller stuck in uninterruptible sleep.
+ */
+function fallbackAnswerer(fsConfig: ViewFilesystemConfig): (request: Buffer) => Buffer | null {
+  const dispatcher = new RequestDispatcher(createHostFilesystem(fsConfig, log), log);
+  const out = Buffer.alloc(StructSize.OUT_HEADER + config!.session.maxRead);
+  return (request) => {
+    const length = dispatcher.handle(request, request.length, out);
+    return length > 0 ? Buffer.from(out.subarray(0, length)) : null;
+  };
+}
+
+/**
+ * Leaves at once. process.exit() would wait for the worker threads, and a worker blocked in
+ * read(2) on /dev/fuse never returns while the connection lives (containers' binds keep it alive
+ * after an unmount), so the process kills itself instead; its logs are already written (sync).
+ */
+function leaveNow(reason: string): void {
+  log.info({ reason }, 'serving process exits');
+  process.kill(process.pid, 'SIGKILL');
+}
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => process.exit(0));
+  process.on(signal, () => leaveNow(signal));
 }
 // Without its supervisor nobody would replace this process or unmount on stop; leaving then
 // turns the mount into a dead one that the next start detaches, instead of an orphan that
 // blocks the next start as "already served".
-process.on('disconnect', () => {
-  log.error('supervisor is gone; serving process exits');
-  process.exit(1);
-});
+process.on('disconnect', () => leaveNow('supervisor is gone'));
 pool.start();
+if (config.healthAddress) {
+  const metrics = new AgentMetrics({
+    requests: pool.stats,
+    pool: () => pool.status(),
+    serverRestarts: config.generation,
+  });
+  startHealthServer(
+    config.healthAddress,
+    { mountpoint: config.mountpoint, pool: () => pool.status(), metrics },
+    log,
+  );
+}

@@ -19,6 +19,7 @@ import type {
   RequestContext,
 } from '../fuse/filesystem.js';
 import { DirentType, Errno as E, FOPEN_DIRECT_IO } from '../fuse/protocol.js';
+import { viewFiles } from '../views/catalog.js';
 import { CpuDirView, type HostEntry, isCpuName } from './cpu-dir.js';
 import { derivedIno } from './inode.js';
 import type { SnapshotStore } from './snapshot-store.js';
@@ -42,10 +43,21 @@ interface PassthroughNode {
 }
 
 const CPU_PREFIX = `${CPU_DIR}/`;
+
+/** Metric labels: one per view file, plus the directories and the passed-through cpu entries. */
+export const viewFilesystemLabels: readonly string[] = [
+  'other',
+  'directory',
+  `${CPU_DIR}/*`,
+  ...viewFiles.map((f) => f.path),
+];
+const LABEL_DIRECTORY = 1;
+const LABEL_CPU_ENTRY = 2;
 const SIZE_HINT_TTL_MS = 10_000;
 const WALK_INTERVAL_MS = 5_000;
 
 export class ViewFilesystem implements FuseFilesystem {
+  readonly labels = viewFilesystemLabels;
   private readonly tree: StaticTree;
   private readonly cpuDir: CpuDirView;
   private readonly cpuDirNode: StaticNode;
@@ -152,6 +164,13 @@ export class ViewFilesystem implements FuseFilesystem {
 
   statfs(_ctx: RequestContext): Statfs {
     return { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 };
+  }
+
+  labelOf(ino: number): number {
+    const node = this.tree.byIno.get(ino);
+    if (node?.kind === 'view') return viewFilesystemLabels.indexOf(node.path);
+    if (node) return LABEL_DIRECTORY;
+    return this.passthrough.has(ino) ? LABEL_CPU_ENTRY : 0;
   }
 
   // --- content -------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ const BODY = StructSize.IN_HEADER;
 const REPLY_BODY = StructSize.OUT_HEADER;
 
 /** Called after every request, for metrics; `errno` is 0 on success. */
-export type RequestObserver = (opcode: number, errno: number, startedAtNs: bigint) => void;
+export type RequestObserver = (opcode: number, nodeid: number, errno: number, seconds: number) => void;
 
 export class RequestDispatcher {
   constructor(
@@ -43,7 +43,7 @@ export class RequestDispatcher {
    * Returns the reply length, or 0 when the kernel expects no reply.
    */
   handle(req: Buffer, length: number, out: Buffer): number {
-    const started = this.observe ? process.hrtime.bigint() : 0n;
+    const started = this.observe ? performance.now() : 0;
     const header = readInHeader(req);
     let replyLength: number;
     let errno = 0;
@@ -60,7 +60,7 @@ export class RequestDispatcher {
     if (replyLength > 0) {
       errno = -out.readInt32LE(4);
     }
-    if (this.observe) this.observe(header.opcode, errno, started);
+    if (this.observe) this.observe(header.opcode, header.nodeid, errno, (performance.now() - started) / 1000);
     return replyLength;
   }
 

@@ -46,6 +46,9 @@ export interface FuseFilesystem {
   readdir(ctx: RequestContext, ino: number, fh: number, offset: number, size: number): Buffer | Errno;
   releasedir(ino: number, fh: number): void;
   statfs(ctx: RequestContext): Statfs;
+  /** Names used to label request metrics, and the label of a node (an index into `labels`). */
+  readonly labels: readonly string[];
+  labelOf(ino: number): number;
 }
 
 export function isErrno<T>(value: T | Errno): value is Errno {

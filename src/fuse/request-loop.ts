@@ -7,8 +7,9 @@ import { readSync, writeSync } from 'node:fs';
 import type { Logger } from '../common/log.js';
 import type { RequestDispatcher } from './dispatch.js';
 import { StructSize } from './protocol.js';
+import type { WorkerSlot } from './worker-watch.js';
 
-export type LoopEnd = 'unmounted';
+export type LoopEnd = 'unmounted' | 'retired';
 
 export interface LoopBuffers {
   /** At least the negotiated read buffer size, or the kernel fails the read with EINVAL. */
@@ -17,13 +18,16 @@ export interface LoopBuffers {
   maxRead: number;
 }
 
-/** Runs until the connection goes away (unmount or abort: ENODEV). Other errors are thrown. */
+/**
+ * Runs until the connection goes away (unmount or abort: ENODEV), or until the watchdog took a
+ * request over from this thread (it is then replaced). Other errors are thrown.
+ */
 export function runRequestLoop(
   fd: number,
   dispatcher: RequestDispatcher,
   sizes: LoopBuffers,
   log: Logger,
-  onRequest?: () => void,
+  slot: WorkerSlot | null,
 ): LoopEnd {
   const request = Buffer.allocUnsafe(sizes.readBufferSize);
   const reply = Buffer.allocUnsafe(StructSize.OUT_HEADER + Math.max(sizes.maxRead, 64 * 1024));
@@ -42,8 +46,9 @@ export function runRequestLoop(
       log.warn({ bytes: n }, 'short read from /dev/fuse ignored');
       continue;
     }
-    onRequest?.();
+    slot?.begin(request, n);
     const length = dispatcher.handle(request, n, reply);
+    if (slot && !slot.end()) return 'retired';
     if (length === 0) continue;
     try {
       writeSync(fd, reply, 0, length);

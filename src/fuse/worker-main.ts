@@ -8,26 +8,40 @@ import { createLogger, type LogLevel } from '../common/log.js';
 import { RequestDispatcher } from './dispatch.js';
 import type { FuseFilesystem } from './filesystem.js';
 import { type LoopBuffers, runRequestLoop } from './request-loop.js';
+import { RequestRecorder, type RequestStatsBuffer } from './request-stats.js';
+import { WorkerSlot, type WorkerWatchBuffer } from './worker-watch.js';
 
 export interface WorkerData {
   fd: number;
-  index: number;
+  /** This thread's slot in the shared watch and stats buffers. */
+  slot: number;
   sizes: LoopBuffers;
   /** URL of a module exporting `createFilesystem(config, log)`. */
   filesystemModule: string;
   filesystemConfig: unknown;
   logLevel: LogLevel;
+  watch: WorkerWatchBuffer;
+  stats: RequestStatsBuffer;
 }
 
-interface FilesystemModule {
+export interface FilesystemModule {
   createFilesystem(config: unknown, log: ReturnType<typeof createLogger>): FuseFilesystem;
 }
 
 const data = workerData as WorkerData;
-const log = createLogger(data.logLevel, { thread: `fuse-${data.index}` });
+const log = createLogger(data.logLevel, { thread: `fuse-${data.slot}` });
 const mod = (await import(data.filesystemModule)) as FilesystemModule;
 const fs = mod.createFilesystem(data.filesystemConfig, log);
-const dispatcher = new RequestDispatcher(fs, log);
-parentPort?.postMessage({ type: 'ready', index: data.index });
-const end = runRequestLoop(data.fd, dispatcher, data.sizes, log);
-parentPort?.postMessage({ type: 'ended', index: data.index, reason: end });
+const recorder = new RequestRecorder(data.stats, data.slot);
+const dispatcher = new RequestDispatcher(fs, log, (opcode, nodeid, errno, seconds) =>
+  recorder.record(opcode, fs.labelOf(nodeid), errno, seconds),
+);
+// Loaded and ready: wait to be told to serve. A standby worker waits here so that replacing a
+// stuck or dead one needs no module loading (which could wait on a libuv thread pool that the
+// process's own reads of the mount keep busy).
+parentPort?.once('message', () => {
+  const slot = new WorkerSlot(data.watch, data.slot);
+  const end = runRequestLoop(data.fd, dispatcher, data.sizes, log, slot);
+  parentPort?.postMessage({ type: 'ended', slot: data.slot, reason: end });
+});
+parentPort?.postMessage({ type: 'ready', slot: data.slot });

@@ -126,8 +126,8 @@ export function viewParentDir(viewDir: string): string {
   if (forbiddenParents.has(parent) || !posix.basename(parent).includes('lxcfs')) {
     throw new InjectionConfigError(
       `the parent of the view directory ${viewDir} is ${parent}, which would be mounted into every pod; ` +
-        `use a view directory whose parent is dedicated to it and named after lxcfs (default ${defaultViewDir}), ` +
-        'or pass --no-parent-mount (running pods then cannot be repaired after an agent restart)',
+      `use a view directory whose parent is dedicated to it and named after lxcfs (default ${defaultViewDir}), ` +
+      'or pass --no-parent-mount (running pods then cannot be repaired after an agent restart)',
     );
   }
   return parent;

@@ -272,7 +272,7 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
     } catch (err) {
       process.stderr.write(
         `lxcfs-ts webhook: cannot load Kubernetes credentials (${(err as Error).message}); ` +
-          'pass --kubeconfig FILE, or run in a pod with a service account\n',
+        'pass --kubeconfig FILE, or run in a pod with a service account\n',
       );
       return 1;
     }

@@ -66,7 +66,9 @@ export async function startDaemon(
 ): Promise<RunningDaemon> {
   const workdir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-test-'));
   const mountpoint = options.mountpoint ?? join(workdir, 'mnt');
-  const child = spawn(process.execPath, [cliPath, ...args, mountpoint], {
+  // The health endpoint is off unless a test asks for it: tests run daemons side by side.
+  const health = args.includes('--health-address') ? [] : ['--health-address', 'off'];
+  const child = spawn(process.execPath, [cliPath, ...health, ...args, mountpoint], {
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true, // own process group, so cleanup reaches the serving process too
   });

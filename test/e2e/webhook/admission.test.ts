@@ -223,7 +223,7 @@ describe('admission webhook against a real kube-apiserver', () => {
     }
   });
 
-  it("never injects the webhook's own namespace", () => {
+  it('never injects the webhook\'s own namespace', () => {
     kubectl(['label', 'namespace', ns.webhook, 'lxcfs-ts.io/inject=enabled']);
     // kube-apiserver 1.20 does not label namespaces with their name yet, so the handler's own rule decides.
     const got = injected(create(ns.webhook, podManifest('own')));
@@ -237,7 +237,7 @@ describe('admission webhook against a real kube-apiserver', () => {
     assert.equal(got.status, 'skipped: opted out by annotation lxcfs-ts.io/inject');
   });
 
-  it("keeps a container's own mount at one of our paths and adds the rest (the pod is admitted)", () => {
+  it('keeps a container\'s own mount at one of our paths and adds the rest (the pod is admitted)', () => {
     const pod = create(
       ns.enabled,
       JSON.stringify({

@@ -30,7 +30,7 @@ describe('the mounted view', { concurrency: false }, () => {
   });
   after(() => daemon?.cleanup());
 
-  test("has LXCFS's layout", (t) => {
+  test('has LXCFS\'s layout', (t) => {
     if (!needsRoot(t)) return;
     assert.deepEqual(readdirSync(at('')).sort(), ['proc', 'sys']);
     const proc = readdirSync(at('proc')).sort();

@@ -43,7 +43,7 @@ describe('lxcfs-ts inject', () => {
     unknown,
   ];
 
-  it("mounts the view into pod templates of every workload kind, after the user's own entries", () => {
+  it('mounts the view into pod templates of every workload kind, after the user\'s own entries', () => {
     const t = deployment.spec.template;
     assert.equal(t.metadata.annotations['lxcfs-ts.io/status'], 'mutated');
     assert.deepEqual(volumeNames(t), ['conf', ...plan.mounts.map((m) => m.volumeName)]);
@@ -71,7 +71,7 @@ describe('lxcfs-ts inject', () => {
     assert.deepEqual(service, objects(input)[3]);
   });
 
-  it("keeps comments and the documents' layout", () => {
+  it('keeps comments and the documents\' layout', () => {
     assert.ok(output.startsWith('# Workloads of every kind the inject command understands.\n'));
     assert.match(output, /- name: web # the main container/);
     assert.equal(output.split(/^---$/m).length, input.split(/^---$/m).length);

@@ -48,7 +48,7 @@ describe('pod selection', () => {
     }
   });
 
-  it("never kube-system nor the webhook's own namespace, even when asked", () => {
+  it('never kube-system nor the webhook\'s own namespace, even when asked', () => {
     for (const namespace of ['kube-system', 'lxcfs-ts']) {
       const s = selectPod(pod({ 'lxcfs-ts.io/inject': 'true' }), { ...ctx, namespace, mode: 'enabled' });
       assert.equal(!s.inject && s.reason, 'excluded-namespace');
