@@ -291,7 +291,7 @@ const images = {
 };
 
 function shellQuote(word) {
-  return `'${word.replace(/'/g, "'\\''")}'`;
+  return `'${word.replace(/'/g, '\'\\\'\'')}'`;
 }
 
 /** Runs each check from the image's merged root filesystem (an overlay of its layers). */

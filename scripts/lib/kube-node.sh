@@ -12,12 +12,14 @@
 #   secrets, network namespaces, FUSE) disappears with its processes.
 # - Pods live in the cgroup /lxcfs-ts-node of every v1 hierarchy (the kubelet's --cgroup-root).
 # - The pod network is one bridge with a host address (the node IP) and a host-local range:
-#   no default route, no forwarding, no masquerade. Pods reach the API server at the
-#   `kubernetes` Service address through one DNAT rule (there is no kube-proxy), and the API
-#   server reaches webhook pods at their endpoints (--enable-aggregator-routing).
-# - An nftables table of our own rejects traffic to 169.254.0.0/16 (cloud metadata) and to the
-#   Service range from the host, and lets pods reach nothing on the host but the API server.
-#   The kubelet always runs with AWS_EC2_METADATA_DISABLED=true.
+#   no default route, no forwarding, no masquerade. There is no kube-proxy: pods reach the API
+#   server at the `kubernetes` Service address, which the bridge also carries, through a small
+#   forwarder to loopback (scripts/lib/tcp-forward.mjs); the API server reaches webhook pods at
+#   their endpoints (--enable-aggregator-routing). No NAT, so nothing is connection-tracked.
+# - An nftables table of our own (stateless rules) rejects traffic to 169.254.0.0/16 (cloud
+#   metadata) and to the rest of the Service range, and drops every new connection from pods to
+#   the host except to the API server's forwarder. The kubelet always runs with
+#   AWS_EC2_METADATA_DISABLED=true.
 # - The three sysctls the kubelet sets are recorded before it starts and restored by `down`.
 
 NODE_NAME=lxcfs-ts-node
@@ -133,15 +135,14 @@ start_network() {
   echo network >>"$STATE_DIR/components"
   ip link add "$NODE_BRIDGE" type bridge
   ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
+  ip addr add "$KUBERNETES_SERVICE_IP/32" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
-  # Lets the DNAT below deliver pods' packets to the API server on 127.0.0.1. A setting of the
-  # bridge alone: it goes away with the bridge.
-  sysctl -qw "net.ipv4.conf.$NODE_BRIDGE.route_localnet=1"
   nft -f - <<EOF
 table inet $NFT_TABLE {
   chain output {
     type filter hook output priority filter; policy accept;
     ip daddr 169.254.0.0/16 reject
+    ip daddr $KUBERNETES_SERVICE_IP return
     ip daddr $SERVICE_RANGE reject
   }
   chain forward {
@@ -152,15 +153,12 @@ table inet $NFT_TABLE {
   }
   chain input {
     type filter hook input priority filter; policy accept;
-    iifname "$NODE_BRIDGE" ct state established,related accept
-    iifname "$NODE_BRIDGE" ip daddr 127.0.0.1 tcp dport $APISERVER_PORT accept
-    iifname "$NODE_BRIDGE" drop
-  }
-}
-table ip ${NFT_TABLE}_nat {
-  chain prerouting {
-    type nat hook prerouting priority dstnat; policy accept;
-    iifname "$NODE_BRIDGE" ip daddr $KUBERNETES_SERVICE_IP tcp dport 443 dnat to 127.0.0.1:$APISERVER_PORT
+    iifname != "$NODE_BRIDGE" return
+    ip daddr $KUBERNETES_SERVICE_IP tcp dport 443 accept
+    tcp flags & (syn | ack) == syn drop
+    meta l4proto tcp accept
+    icmp type { destination-unreachable, time-exceeded, parameter-problem } accept
+    drop
   }
 }
 EOF
@@ -186,11 +184,12 @@ EOF
   ]
 }
 EOF
+  start_process api-forward node "$REPO_DIR/scripts/lib/tcp-forward.mjs" "$KUBERNETES_SERVICE_IP:443" \
+    "127.0.0.1:$APISERVER_PORT"
 }
 
 stop_network() {
   nft delete table inet "$NFT_TABLE" 2>/dev/null || true
-  nft delete table ip "${NFT_TABLE}_nat" 2>/dev/null || true
   # Pods' veth ends leave with their network namespaces; wait for them before removing the bridge.
   local i
   for i in $(seq 1 50); do
@@ -222,16 +221,23 @@ start_cgroups() {
   done
 }
 
-# Kills whatever is left in the node's cgroups, then removes them depth first.
-stop_cgroups() {
-  local h pids i
+# Kills every process in the node's cgroups (the pods' containers), until none is left.
+kill_node_containers() {
+  local pids i
   for i in $(seq 1 50); do
     pids=$(find /sys/fs/cgroup/ -path "*/$NODE_CGROUP/*" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
-    [ -z "$pids" ] && break
+    [ -z "$pids" ] && return 0
     # shellcheck disable=SC2086
     kill -KILL $pids 2>/dev/null || true
     sleep 0.1
   done
+  log "warning: processes remain in the node's cgroups: $pids"
+}
+
+# Removes the node's cgroups depth first.
+stop_cgroups() {
+  kill_node_containers
+  local h
   for h in $(cgroup_hierarchies); do
     [ -d "$h/$NODE_CGROUP" ] || continue
     find "$h/$NODE_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -338,20 +344,10 @@ start_containerd() {
   wait_until 30 containerd ctr --address "$(containerd_socket)" version
 }
 
-# Kills every container (the shims outlive containerd otherwise), then containerd.
+# Kills every container first (by their cgroups: quicker than asking containerd task by task),
+# then containerd. The shims outlive it; they go with the node's mount namespace.
 stop_containerd() {
-  [ -f "$STATE_DIR/containerd.pid" ] || return 0
-  if running containerd; then
-    local ids id i
-    ids=$(ctr_node tasks ls -q 2>/dev/null || true)
-    for id in $ids; do ctr_node tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true; done
-    for id in $ids; do
-      for i in $(seq 1 30); do
-        ctr_node tasks delete --force "$id" >/dev/null 2>&1 && break
-        sleep 0.1
-      done
-    done
-  fi
+  kill_node_containers
   stop_pid "$(cat "$STATE_DIR/containerd.pid")"
 }
 
@@ -385,7 +381,6 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 nodeStatusUpdateFrequency: 2s
-volumePluginDir: /var/lib/kubelet/volume-plugins
 serializeImagePulls: false
 EOF
 }
@@ -396,7 +391,8 @@ start_kubelet() {
     nsenter --target "$(node_ns_pid)" --mount -- \
     "$bin" --config "$STATE_DIR/kubelet-config.yaml" --kubeconfig "$STATE_DIR/kubelet.kubeconfig" \
     --container-runtime remote --container-runtime-endpoint unix:///run/containerd/containerd.sock \
-    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --pod-infra-container-image k8s.local/pause:3.2
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --pod-infra-container-image k8s.local/pause:3.2 \
+    --volume-plugin-dir /var/lib/kubelet/volume-plugins
 }
 
 node_ready() {

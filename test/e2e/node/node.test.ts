@@ -1,0 +1,323 @@
+/**
+ * The whole system on a real Kubernetes node (scripts/kube-env up --node: kube-apiserver,
+ * controller-manager, scheduler, kubelet, containerd and runc built or installed on this machine),
+ * with the project's image built here and installed by `kubectl apply -k deploy/overlays/local-node`:
+ * what a pod sees, what happens to its readers when the agent crashes, is replaced, or the node
+ * restarts, and what an uninstall and the node's teardown leave behind.
+ *
+ * The steps depend on each other and run in order; times are reported as test diagnostics.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import {
+  acquireKubeNode,
+  cmdline,
+  containerPids,
+  currentNodeNsPid,
+  hostState,
+  type HostState,
+  type KubeNode,
+  kubeEnv,
+  mounts,
+  podReader,
+} from '../../helpers/kube-node.js';
+import { type Kubectl, kubectlFor } from '../../helpers/kube-env.js';
+import { repoRoot } from '../../helpers/paths.js';
+import { eventually } from '../../helpers/webhook-process.js';
+
+const overlay = `${repoRoot}deploy/overlays/local-node`;
+const stateDir = process.env.KUBE_ENV_DIR ?? '/tmp/lxcfs-ts-kube-env';
+const system = 'lxcfs-ts';
+const ns = `e2e-node-${randomBytes(3).toString('hex')}`;
+const viewDir = '/var/lib/lxcfs-ts/lxcfs';
+const memTotalKb = 262144;
+/** The files the webhook injects by default (README, "What is injected"). */
+const injected = [
+  '/proc/cpuinfo',
+  '/proc/meminfo',
+  '/proc/stat',
+  '/proc/uptime',
+  '/proc/diskstats',
+  '/proc/swaps',
+  '/proc/loadavg',
+  '/proc/slabinfo',
+  '/sys/devices/system/cpu/online',
+];
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot && process.env.CI === 'true') throw new Error('the node e2e tests need root, and CI must run them as root');
+
+interface PodStatus {
+  metadata: { name: string; uid: string; annotations?: Record<string, string> };
+  status: {
+    phase?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: {
+      name: string;
+      ready: boolean;
+      restartCount: number;
+      containerID?: string;
+      state?: { waiting?: { reason?: string } };
+    }[];
+  };
+}
+
+function workload(name: string, command: string[]) {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      containers: [
+        {
+          name: 'main',
+          image: 'k8s.local/procps:dev',
+          imagePullPolicy: 'Never',
+          command,
+          resources: { limits: { memory: '256Mi', cpu: '1' } },
+        },
+      ],
+    },
+  });
+}
+
+interface KubeEvent {
+  involvedObject: { name: string };
+  reason: string;
+  message: string;
+  lastTimestamp: string;
+}
+
+const ready = (pod: PodStatus) =>
+  pod.status.phase === 'Running' && (pod.status.containerStatuses ?? []).every((c) => c.ready);
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
+  let node: KubeNode | undefined;
+  let k: Kubectl;
+  let initial: HostState;
+  let released = false;
+
+  const agentPod = () =>
+    k.json<{ items: PodStatus[] }>(['-n', system, 'get', 'pods', '-l', 'app.kubernetes.io/component=agent']).items;
+  const pod = (name: string) => k.json<PodStatus>(['-n', ns, 'get', 'pod', name]);
+  const exec = (name: string, script: string) => k(['-n', ns, 'exec', name, '--', 'sh', '-c', script]);
+  const nodeMounts = () => mounts(`/proc/${node!.nsPid}/mountinfo`);
+
+  async function agentReady(timeoutMs: number): Promise<PodStatus> {
+    return eventually('a ready agent pod', () => {
+      const pods = agentPod().filter((p) => ready(p));
+      return pods.length === 1 ? pods[0] : undefined;
+    }, timeoutMs);
+  }
+
+  /** Entries under the view's mountpoint on the node's disk (what the runtime may have made there). */
+  function underMountpoint(): string[] {
+    const dir = `${node!.varLib}${viewDir.replace('/var/lib', '')}`;
+    return existsSync(dir) ? readdirSync(dir) : [];
+  }
+
+  before(() => {
+    initial = hostState(stateDir);
+    node = acquireKubeNode();
+    k = kubectlFor(node.kubeconfig);
+  });
+
+  after(() => {
+    if (node && !released) node.release();
+  });
+
+  it('1. installs with kustomize: agent and webhook ready', async (t: TestContext) => {
+    t.diagnostic(`node bring-up: ${node!.bringUpSeconds.toFixed(0)} s`);
+    const started = performance.now();
+    k(['apply', '-k', overlay]);
+    const agent = await agentReady(180_000);
+    await eventually('the webhook replicas available', () => {
+      const d = k.json<{ spec: { replicas: number }; status: { availableReplicas?: number } }>(
+        ['-n', system, 'get', 'deployment', 'lxcfs-ts-webhook'],
+      );
+      return d.status.availableReplicas === d.spec.replicas ? true : undefined;
+    }, 120_000);
+    await eventually('the caBundle written by the webhook', () => {
+      const mwc = k.json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
+        ['get', 'mutatingwebhookconfiguration', 'lxcfs-ts'],
+      );
+      return mwc.webhooks.every((w) => (w.clientConfig.caBundle ?? '') !== '') ? true : undefined;
+    }, 60_000);
+    t.diagnostic(`install to ready: ${seconds(performance.now() - started)} (agent ${agent.metadata.name})`);
+    const view = nodeMounts().find((m) => m.mountpoint === viewDir);
+    assert.equal(view?.fstype, 'fuse.lxcfs', `the agent's view is mounted at ${viewDir} on the node`);
+
+    k(['create', 'namespace', ns]);
+    k(['label', 'namespace', ns, 'lxcfs-ts.io/inject=enabled']);
+    await eventually('the namespace\'s service account token', () =>
+      k(['-n', ns, 'get', 'sa', 'default', '-o', 'jsonpath={.secrets[0].name}']).trim() || undefined, 60_000);
+  });
+
+  it('2. a pod limited to 256Mi and 1 CPU sees its limits, and programs agree', async (t: TestContext) => {
+    k(['apply', '-f', '-'], workload('work', ['sleep', 'infinity']));
+    await eventually('pod work running', () => (ready(pod('work')) ? true : undefined), 60_000);
+    assert.equal(pod('work').metadata.annotations?.['lxcfs-ts.io/status'], 'mutated');
+    const out = exec('work', [
+      'echo "== meminfo"; cat /proc/meminfo',
+      'echo "== processors"; grep -c ^processor /proc/cpuinfo',
+      'echo "== online"; cat /sys/devices/system/cpu/online',
+      'echo "== free"; free -k',
+      'echo "== getconf"; getconf _NPROCESSORS_ONLN',
+      'echo "== lscpu"; lscpu',
+      'echo "== top"; top -bn1 | head -5',
+      'echo "== nproc"; nproc',
+    ].join('; '));
+    const section = (name: string) => new RegExp(`== ${name}\\n([\\s\\S]*?)(?=\\n== |$)`).exec(out)?.[1] ?? '';
+    assert.match(section('meminfo'), /^MemTotal:\s+262144 kB$/m);
+    assert.equal(section('processors').trim(), '1');
+    assert.equal(section('online').trim(), '0');
+    assert.match(section('free'), /^Mem:\s+262144\s/m, 'free -k shows the limit as total memory');
+    assert.equal(section('getconf').trim(), '1', 'getconf _NPROCESSORS_ONLN (glibc reads the online file)');
+    assert.match(section('lscpu'), /^On-line CPU\(s\) list:\s+0$/m);
+    assert.match(section('top'), /^MiB Mem :\s+256\.0 total/m);
+    // coreutils nproc counts the CPUs in the affinity mask (the cpuset), which no file can change.
+    t.diagnostic(`nproc (affinity mask, not a file) prints ${section('nproc').trim()}`);
+  });
+
+  it('3. kill -9 of the serving process under a reader loop: zero failed reads', async (t: TestContext) => {
+    const agent = await agentReady(30_000);
+    const container = agent.status.containerStatuses!.find((c) => c.name === 'agent')!;
+    const pids = containerPids(container.containerID!);
+    const server = pids.find((p) => cmdline(p).includes('serve-main.js'));
+    const supervisor = pids.find((p) => p !== server && cmdline(p).includes('cli.js'));
+    assert.ok(server && supervisor, `serving process and supervisor in the agent container: ${pids.map(cmdline).join(' | ')}`);
+
+    const reader = podReader(node!.kubeconfig, ns, 'work', 12, memTotalKb);
+    await new Promise((r) => setTimeout(r, 4000));
+    k(['-n', system, 'exec', agent.metadata.name, '-c', 'agent', '--', 'sh', '-c', `kill -9 ${server}`]);
+    const result = await reader;
+    t.diagnostic(`reads during the kill: ${result.ok} good, ${result.wrong} wrong, ${result.errors} failed`);
+    assert.equal(result.errors, 0, `no failed read: ${JSON.stringify(result.transitions)}`);
+    assert.equal(result.wrong, 0, `no read of the host's file: ${JSON.stringify(result.transitions)}`);
+    assert.ok(result.ok > 100, `the reader kept reading (${result.ok} reads)`);
+    const after = containerPids(container.containerID!);
+    assert.ok(after.includes(supervisor!), 'the supervisor (holding /dev/fuse) lives on');
+    assert.ok(after.some((p) => p !== server && cmdline(p).includes('serve-main.js')), 'a new serving process took over');
+  });
+
+  it('4. the agent pod deleted: the reader recovers by itself', async (t: TestContext) => {
+    const old = (await agentReady(30_000)).metadata.name;
+    const reader = podReader(node!.kubeconfig, ns, 'work', 40, memTotalKb);
+    await new Promise((r) => setTimeout(r, 3000));
+    const deletedAt = Date.now() / 1000;
+    k(['-n', system, 'delete', 'pod', old, '--wait=false']);
+    const fresh = await eventually('a new agent ready', () => {
+      const p = agentPod().find((a) => a.metadata.name !== old && ready(a));
+      return p ? Date.now() / 1000 : undefined;
+    }, 60_000);
+    const result = await reader;
+    const firstBad = result.transitions.find((x) => x.state !== 'ok');
+    const last = result.transitions.at(-1);
+    t.diagnostic(`agent replaced (delete to new agent ready): ${(fresh - deletedAt).toFixed(1)} s`);
+    t.diagnostic(`reads: ${result.ok} good, ${result.wrong} of the host's file, ${result.errors} failed; ` +
+      `changes: ${result.transitions.map((x) => `${x.state}@+${(x.at - deletedAt).toFixed(2)}s`).join(' ')}`);
+    assert.ok(!last || last.state === 'ok', `the reader sees the view again by itself: ${JSON.stringify(result.transitions)}`);
+    if (firstBad) {
+      t.diagnostic(`reader without the view for ${(last!.at - firstBad.at).toFixed(2)} s; ` +
+        `view back ${(last!.at - deletedAt).toFixed(2)} s after the delete`);
+    }
+  });
+
+  it('5. node restart with workloads starting before the agent: no directory for a file, no crash-loop', async (t: TestContext) => {
+    // A pod that checks its view when it starts and fails otherwise, as programs that size
+    // themselves at start-up would: it would crash-loop if started without the view.
+    const strict = 'grep -q "^MemTotal: *262144 kB" /proc/meminfo && test -f /proc/meminfo || exit 1; exec sleep infinity';
+    k(['apply', '-f', '-'], workload('strict', ['sh', '-c', strict]));
+    await eventually('pod strict running', () => (ready(pod('strict')) ? true : undefined), 60_000);
+
+    // The agent's image leaves the node (as after a reboot that lost it, or a slow registry),
+    // so that the workloads certainly start before the agent is back.
+    const ctr = (args: string[]) => spawnSync('ctr', ['--address', `${stateDir}/node/run/containerd/containerd.sock`,
+      '--namespace', 'k8s.io', ...args], { encoding: 'utf8' });
+    assert.equal(ctr(['images', 'rm', 'docker.io/library/lxcfs-ts:dev']).status, 0);
+    const stop = kubeEnv(['node-stop'], 120_000);
+    assert.equal(stop.status, 0, stop.stderr);
+    const restartedAt = Date.now();
+    const start = kubeEnv(['node-start'], 180_000);
+    assert.equal(start.status, 0, start.stderr);
+    node!.nsPid = currentNodeNsPid();
+    t.diagnostic(`node restarted and Ready in ${seconds(Date.now() - restartedAt)}`);
+    assert.ok(!nodeMounts().some((m) => m.fstype === 'fuse.lxcfs'), 'no view survives the restart');
+
+    // The workloads wait for the view's files instead of starting without them.
+    await eventually('both workloads waiting for the view', () => {
+      const events = k.json<{ items: KubeEvent[] }>(['-n', ns, 'get', 'events']).items.filter((e) => e.reason === 'FailedMount' && Date.parse(e.lastTimestamp) >= restartedAt - 1000 &&
+        e.message.includes(viewDir));
+      const waiting = new Set(events.map((e) => e.involvedObject.name));
+      return waiting.has('work') && waiting.has('strict') ? true : undefined;
+    }, 90_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const name of ['work', 'strict']) assert.equal(ready(pod(name)), false, `${name} does not run without the view`);
+    assert.deepEqual(underMountpoint(), [], 'nothing was created under the view\'s mountpoint while it was absent');
+
+    const importedAt = Date.now();
+    const image = kubeEnv(['image', 'app'], 300_000);
+    assert.equal(image.status, 0, image.stderr);
+    await agentReady(120_000);
+    const agentUp = Date.now();
+    await eventually('the workloads running', () => (['work', 'strict'].every((n) => ready(pod(n))) ? true : undefined), 180_000);
+    t.diagnostic(`image back to agent ready: ${seconds(agentUp - importedAt)}; ` +
+      `agent ready to workloads running: ${seconds(Date.now() - agentUp)}`);
+
+    for (const name of ['work', 'strict']) {
+      const p = pod(name);
+      const c = p.status.containerStatuses![0]!;
+      t.diagnostic(`${name}: restarts ${c.restartCount}`);
+      assert.notEqual(c.state?.waiting?.reason, 'CrashLoopBackOff');
+      const checks = injected.map((f) => `test -f ${f} && ! test -d ${f} || echo "not a file: ${f}"`).join('; ');
+      assert.equal(exec(name, checks).trim(), '', `${name}: every view file is a file`);
+      assert.match(exec(name, 'cat /proc/meminfo'), /^MemTotal:\s+262144 kB$/m, `${name} sees the view`);
+      assert.equal(exec(name, 'cat /sys/devices/system/cpu/online').trim(), '0');
+    }
+    assert.deepEqual(underMountpoint(), [], 'nothing under the view\'s mountpoint on the node\'s disk');
+  });
+
+  it('6. uninstall leaves the node clean', async (t: TestContext) => {
+    const started = performance.now();
+    k(['delete', '-k', overlay, '--wait=true', '--timeout=120s']);
+    await eventually('the agent gone', () => (agentPod().length === 0 ? true : undefined), 120_000);
+    t.diagnostic(`uninstalled in ${seconds(performance.now() - started)}`);
+    assert.deepEqual(nodeMounts().filter((m) => m.fstype === 'fuse.lxcfs'), [], 'no lxcfs mount on the node');
+    for (const name of ['work', 'strict']) {
+      const c = pod(name).status.containerStatuses![0]!;
+      for (const pid of containerPids(c.containerID!)) {
+        const stale = mounts(`/proc/${pid}/mountinfo`).filter((m) => m.fstype === 'fuse.lxcfs');
+        assert.deepEqual(stale, [], `${name} (pid ${pid}) keeps no bind of the view`);
+      }
+      assert.match(exec(name, 'cat /proc/meminfo'), /^MemTotal:/m, `${name} reads /proc/meminfo without an error`);
+    }
+    k(['delete', 'namespace', ns, '--wait=false']);
+  });
+
+  it('7. the node\'s teardown leaves the machine as it was', (t: TestContext) => {
+    if (node!.bringUpSeconds === 0) {
+      t.skip('the node was already running; it is not this test\'s to stop');
+      return;
+    }
+    const started = performance.now();
+    released = true;
+    node!.release();
+    t.diagnostic(`kube-env down: ${seconds(performance.now() - started)}`);
+    const final = hostState(stateDir);
+    assert.deepEqual(final.processes, [], 'no node process left');
+    assert.deepEqual(final.mounts, initial.mounts, 'mounts as before');
+    assert.deepEqual(final.links, initial.links, 'network links as before');
+    assert.equal(final.nftables, initial.nftables, 'firewall rules as before');
+    assert.deepEqual(final.sysctls, initial.sysctls, 'sysctls as before');
+    assert.deepEqual(final.cgroups, initial.cgroups, 'cgroups as before');
+    assert.deepEqual(final.paths, initial.paths, 'no directory left in the node\'s places');
+  });
+});

@@ -1,0 +1,225 @@
+/**
+ * A real one-node Kubernetes cluster for the node e2e tier (scripts/kube-env up --node): the
+ * node's processes, what runs in its containers, and what it leaves on the machine.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { repoRoot } from './paths.js';
+
+export interface KubeNode {
+  kubeconfig: string;
+  /** A process in the node's mount namespace (where containerd and the kubelet run). */
+  nsPid: number;
+  /** Where the node's /var/lib lives on this machine (its hostPath volumes are there). */
+  varLib: string;
+  /** Seconds `up --node` took (0 when the node was already running). */
+  bringUpSeconds: number;
+  /** Stops the node if this process started it. */
+  release(): void;
+}
+
+export function kubeEnv(args: string[], timeoutMs: number) {
+  return spawnSync(`${repoRoot}scripts/kube-env`, args, { encoding: 'utf8', timeout: timeoutMs });
+}
+
+function nodeEnv(): Pick<KubeNode, 'kubeconfig' | 'nsPid' | 'varLib'> {
+  const env = kubeEnv(['env'], 10_000);
+  const value = (name: string) => {
+    const match = new RegExp(`export ${name}=(\\S+)`).exec(env.stdout);
+    if (!match) throw new Error(`scripts/kube-env env printed no ${name}:\n${env.stdout}${env.stderr}`);
+    return match[1]!;
+  };
+  return {
+    kubeconfig: value('KUBECONFIG'),
+    nsPid: Number(value('KUBE_ENV_NODE_PID')),
+    varLib: `${value('KUBE_ENV_NODE_DIR')}/var-lib`,
+  };
+}
+
+/** Reuses a running node (kube-env status --node) or brings one up, and stops it afterwards. */
+export function acquireKubeNode(): KubeNode {
+  const startedHere = kubeEnv(['status', '--node'], 10_000).status !== 0;
+  let bringUpSeconds = 0;
+  if (startedHere) {
+    const started = performance.now();
+    // A cold first run builds four Kubernetes binaries from source (several minutes).
+    const up = kubeEnv(['up', '--node'], 40 * 60_000);
+    if (up.status !== 0) throw new Error(`scripts/kube-env up --node failed:\n${up.stderr}`);
+    bringUpSeconds = (performance.now() - started) / 1000;
+  }
+  return {
+    ...nodeEnv(),
+    bringUpSeconds,
+    release() {
+      if (startedHere) {
+        const down = kubeEnv(['down'], 5 * 60_000);
+        if (down.status !== 0) throw new Error(`scripts/kube-env down failed:\n${down.stderr}`);
+      }
+    },
+  };
+}
+
+/** Refreshes the node's namespace pid after node-stop/node-start. */
+export function currentNodeNsPid(): number {
+  return nodeEnv().nsPid;
+}
+
+/** The pids in a container's cgroup (found by its id under the node's cgroup tree). */
+export function containerPids(containerId: string): number[] {
+  const id = containerId.replace(/^[a-z]+:\/\//, '');
+  const found = spawnSync('find', ['/sys/fs/cgroup/pids/', '-type', 'd', '-name', id], { encoding: 'utf8' });
+  const dir = found.stdout.split('\n').find((l) => l.includes('/kubepods'));
+  if (!dir) throw new Error(`no cgroup for container ${id}`);
+  return readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Mount points of a mountinfo file with their filesystem type. */
+export function mounts(mountinfoPath: string): { mountpoint: string; fstype: string; source: string }[] {
+  return readFileSync(mountinfoPath, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const fields = line.split(' ');
+      const sep = fields.indexOf('-');
+      return { mountpoint: fields[4]!, fstype: fields[sep + 1]!, source: fields[sep + 2]! };
+    });
+}
+
+export interface ReaderResult {
+  ok: number;
+  /** Reads that showed another MemTotal (the host's). */
+  wrong: number;
+  /** Reads that failed. */
+  errors: number;
+  /** Changes of state, with the pod's clock (seconds since the epoch). */
+  transitions: { state: 'ok' | 'wrong' | 'error'; at: number; detail: string }[];
+}
+
+/**
+ * Runs test/fixtures/node/reader.sh in a pod for `seconds`: /proc/meminfo read in a loop, each
+ * read good only if it shows the expected MemTotal.
+ */
+export function podReader(kubeconfig: string, ns: string, pod: string, seconds: number, memTotalKb: number) {
+  const script = readFileSync(`${repoRoot}test/fixtures/node/reader.sh`);
+  const child = spawn('kubectl', ['-n', ns, 'exec', '-i', pod, '--', 'sh', '-s', String(seconds), String(memTotalKb)], {
+    env: { ...process.env, KUBECONFIG: kubeconfig },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.end(script);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise<ReaderResult>((resolve, reject) => {
+    child.on('close', (code) => {
+      const total = /^total (\d+) (\d+) (\d+)$/m.exec(out);
+      if (code !== 0 || !total) {
+        reject(new Error(`reader in ${ns}/${pod} exited ${code}:\n${out}${err}`));
+        return;
+      }
+      const transitions = [...out.matchAll(/^(ok|wrong|error) (\d+\.\d+) ?(.*)$/gm)].map((m) => ({
+        state: m[1] as 'ok' | 'wrong' | 'error',
+        at: Number(m[2]),
+        detail: m[3] ?? '',
+      }));
+      resolve({ ok: Number(total[1]), wrong: Number(total[2]), errors: Number(total[3]), transitions });
+    });
+  });
+}
+
+/** What the node could leave on this machine, to compare before `up` and after `down`. */
+export interface HostState {
+  processes: string[];
+  mounts: string[];
+  links: string[];
+  nftables: string;
+  sysctls: Record<string, string>;
+  cgroups: string[];
+  paths: string[];
+}
+
+const nodePaths = [
+  '/var/lib/kubelet',
+  '/var/lib/containerd',
+  '/var/lib/cni',
+  '/var/lib/lxcfs-ts',
+  '/var/log/pods',
+  '/var/log/containers',
+  '/run/containerd',
+  '/run/netns',
+  '/etc/kubernetes',
+  '/usr/libexec/kubernetes',
+  '/opt/cni',
+  '/opt/containerd',
+];
+const sysctls = [
+  'vm.overcommit_memory',
+  'kernel.panic',
+  'kernel.panic_on_oops',
+  'net.ipv4.ip_forward',
+  'net.bridge.bridge-nf-call-iptables',
+];
+
+function sysctl(name: string): string {
+  try {
+    return readFileSync(`/proc/sys/${name.replace(/\./g, '/')}`, 'utf8').trim();
+  } catch {
+    return 'absent';
+  }
+}
+
+/** Processes that belong to a node: Kubernetes components, containerd and its shims, runc. */
+function nodeProcesses(stateDir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let exe = '';
+    try {
+      exe = readlinkSync(`/proc/${entry}/exe`);
+    } catch {
+      continue;
+    }
+    const line = cmdline(Number(entry));
+    const ours =
+      /\/(kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|containerd|containerd-shim-runc-v2|runc)$/.test(exe) ||
+      line.includes(stateDir) ||
+      line.includes('tcp-forward.mjs');
+    if (ours) out.push(`${entry} ${line}`);
+  }
+  return out;
+}
+
+export function hostState(stateDir: string): HostState {
+  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(': ')[1]!.split('@')[0]!);
+  const cgroupDirs: string[] = [];
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    for (const name of ['lxcfs-ts-node', 'kubepods']) {
+      if (existsSync(`/sys/fs/cgroup/${h}/${name}`)) cgroupDirs.push(`${h}/${name}`);
+    }
+  }
+  return {
+    processes: nodeProcesses(stateDir),
+    // Other work on the machine mounts tmpfs and FUSE file systems of its own: only overlays,
+    // network namespaces and anything in the node's places count.
+    mounts: mounts('/proc/self/mountinfo')
+      .filter((m) => ['overlay', 'nsfs'].includes(m.fstype) || [stateDir, ...nodePaths].some((p) => m.mountpoint.startsWith(p)))
+      .map((m) => `${m.fstype} ${m.mountpoint}`)
+      .sort(),
+    links: links.sort(),
+    nftables: spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout,
+    sysctls: Object.fromEntries(sysctls.map((s) => [s, sysctl(s)])),
+    cgroups: cgroupDirs.sort(),
+    paths: [...nodePaths.filter((p) => existsSync(p)), ...(existsSync(stateDir) ? [stateDir] : [])],
+  };
+}
