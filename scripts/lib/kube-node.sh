@@ -395,6 +395,8 @@ start_kubelet() {
     --volume-plugin-dir /var/lib/kubelet/volume-plugins
 }
 
+kubelet_healthy() { [ "$(curl -sf --max-time 2 http://127.0.0.1:10248/healthz)" = ok ]; }
+
 node_ready() {
   [ "$(kubectl --kubeconfig "$STATE_DIR/kubeconfig" get node "$NODE_NAME" \
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
@@ -411,6 +413,8 @@ start_node_processes() {
     log "images built and imported in $((SECONDS - t0)) s"
   fi
   start_kubelet "$kubelet"
+  # After a restart the API may still show the node Ready from before: the kubelet's own health first.
+  wait_until 120 kubelet kubelet_healthy
   wait_until 120 kubelet node_ready
 }
 
@@ -419,6 +423,8 @@ start_node_processes() {
 stop_node_processes() {
   local name
   for name in kubelet containerd node-ns; do
+    grep -qx "$name" "$STATE_DIR/components" || continue
+    log "stopping $name"
     stop_component "$name"
     sed -i "/^$name\$/d" "$STATE_DIR/components"
   done

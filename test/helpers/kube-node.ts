@@ -176,7 +176,11 @@ function sysctl(name: string): string {
   }
 }
 
-/** Processes that belong to a node: Kubernetes components, containerd and its shims, runc. */
+/**
+ * Processes of this node: the node's own programs (nobody else on the machine runs containerd or
+ * a kubelet) and anything started with the node's state directory (the control plane; other work
+ * on the machine may run an API server of its own).
+ */
 function nodeProcesses(stateDir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -188,10 +192,7 @@ function nodeProcesses(stateDir: string): string[] {
       continue;
     }
     const line = cmdline(Number(entry));
-    const ours =
-      /\/(kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|containerd|containerd-shim-runc-v2|runc)$/.test(exe) ||
-      line.includes(stateDir) ||
-      line.includes('tcp-forward.mjs');
+    const ours = /\/(kubelet|containerd|containerd-shim-runc-v2|runc)$/.test(exe) || line.includes(stateDir);
     if (ours) out.push(`${entry} ${line}`);
   }
   return out;
