@@ -90,12 +90,20 @@ async function sha256File(path) {
 
 // --- Debian packages ------------------------------------------------------------------------------
 
+const debNames = new Map(); // package -> file name, asked once per run
+
 /** The file name of each package's candidate version, from the apt lists. */
 function debFileNames(packages) {
+  const unknown = packages.filter((p) => !debNames.has(p));
+  if (unknown.length > 0) for (const [p, f] of askDebFileNames(unknown)) debNames.set(p, f);
+  return packages.map((p) => debNames.get(p));
+}
+
+function askDebFileNames(packages) {
   const shown = spawnSync('apt-cache', ['show', '--no-all-versions', ...packages], { encoding: 'utf8' });
   if (shown.status !== 0) {
     run(['apt-get', 'update', '-qq']);
-    return debFileNames(packages);
+    return askDebFileNames(packages);
   }
   const names = new Map();
   for (const stanza of shown.stdout.split(/\n\n+/)) {
@@ -106,7 +114,7 @@ function debFileNames(packages) {
   }
   const missing = packages.filter((p) => !names.has(p));
   if (missing.length > 0) die(`not in the apt lists: ${missing.join(', ')}`);
-  return packages.map((p) => names.get(p));
+  return names;
 }
 
 /** Downloads (once) the .deb files of the packages into the cache; returns their paths. */
@@ -294,9 +302,14 @@ function shellQuote(word) {
   return `'${word.replace(/'/g, '\'\\\'\'')}'`;
 }
 
-/** Runs each check from the image's merged root filesystem (an overlay of its layers). */
-function checkImage(name, layers, checks) {
+/**
+ * Runs each check from the image's merged root filesystem (an overlay of its layers), once per
+ * set of layers (a marker in the cache remembers the sets that passed).
+ */
+function checkImage(cache, name, layers, checks) {
   if (checks.length === 0) return;
+  const marker = join(cache, 'checked', sha256Text(JSON.stringify([name, checks, layers.map((l) => l.digest)])));
+  if (existsSync(marker)) return;
   const lower = layers.map((l) => l.dir).reverse().join(':');
   const script = [
     'set -e',
@@ -315,6 +328,8 @@ function checkImage(name, layers, checks) {
     env: { PATH: defaultPath },
   });
   if (r.status !== 0) die(`image ${name} does not work: ${(r.stderr || r.error?.message || '').trim()}`);
+  mkdirSync(dirname(marker), { recursive: true });
+  writeFileSync(marker, '');
 }
 
 function blobPath(layout, digest) {
@@ -359,7 +374,7 @@ async function main() {
       const started = Date.now();
       const image = images[key];
       const layers = await image.layers(cache, work);
-      checkImage(image.name, layers, image.checks);
+      checkImage(cache, image.name, layers, image.checks);
       for (const layer of layers) addFileBlob(layout, layer);
       const diffIds = layers.map((l) => l.digest); // uncompressed layers: diff id = digest
       const config = writeBlob(layout, JSON.stringify({

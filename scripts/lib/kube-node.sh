@@ -408,15 +408,21 @@ start_node_processes() {
   local kubelet=$1
   start_node_ns
   start_containerd
+  # Images are built and imported while the kubelet starts (no pod needs them before it is up).
+  local images=
   if [ "${2:-}" = --import-images ]; then
-    local t0=$SECONDS
-    import_images "${NODE_IMAGES[@]}"
-    log "images built and imported in $((SECONDS - t0)) s"
+    import_images "${NODE_IMAGES[@]}" &
+    images=$!
   fi
   start_kubelet "$kubelet"
   # After a restart the API may still show the node Ready from before: the kubelet's own health first.
   wait_until 120 kubelet kubelet_healthy
   wait_until 120 kubelet node_ready
+  if [ -n "$images" ]; then
+    local t0=$SECONDS
+    wait "$images" || die "building or importing the images failed"
+    log "images ready $((SECONDS - t0)) s after the node"
+  fi
 }
 
 # Stops the node as a reboot would: every container, containerd, the kubelet and every mount.
