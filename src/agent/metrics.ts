@@ -12,11 +12,12 @@ export interface AgentMetricSources {
   pool: () => PoolStatus;
   /** Serving processes started before this one on the same connection. */
   serverRestarts: number;
+  /** Container repairs by result, counted by the supervisor since it started. */
+  repairs: () => Readonly<Record<string, number>>;
 }
 
 export class AgentMetrics {
   readonly registry = new Registry();
-  readonly repairs: Counter<'result'>;
 
   constructor(sources: AgentMetricSources) {
     const registry = this.registry;
@@ -85,11 +86,15 @@ export class AgentMetrics {
         this.set({ state: 'stuck' }, s.stuck);
       },
     });
-    this.repairs = new Counter({
+    new Counter({
       name: 'lxcfs_ts_repairs_total',
-      help: 'Stale view mounts found in containers, by result',
+      help: 'Binds of the view in containers: repaired (stale, re-bound), restored (after a planned stop), failed, unreachable (the container cannot see the view)',
       labelNames: ['result'],
       registers: [registry],
+      collect() {
+        this.reset();
+        for (const [result, count] of Object.entries(sources.repairs())) this.inc({ result }, count);
+      },
     });
   }
 }
