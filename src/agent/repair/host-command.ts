@@ -12,23 +12,33 @@ export interface CommandResult {
   readonly timedOut: boolean;
   /** What it printed on stderr (or why it did not run), trimmed. */
   readonly detail: string;
+  /** What it printed on stdout, when asked for. */
+  readonly stdout?: string;
 }
 
-export function runHostCommand(argv: readonly string[], timeoutMs: number): Promise<CommandResult> {
+export function runHostCommand(
+  argv: readonly string[],
+  timeoutMs: number,
+  captureStdout = false,
+): Promise<CommandResult> {
   return new Promise((resolve) => {
     // C locale: messages are matched (stat's errno text) and logged in one language.
     const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
     });
     let stderr = '';
+    let stdout = '';
     let timedOut = false;
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString('utf8')).slice(-2048);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString('utf8')).slice(-65_536);
     });
     child.once('error', (err) => {
       clearTimeout(timer);
@@ -37,7 +47,7 @@ export function runHostCommand(argv: readonly string[], timeoutMs: number): Prom
     child.once('close', (code) => {
       clearTimeout(timer);
       const detail = timedOut ? `no answer within ${timeoutMs} ms` : stderr.trim() || `exit status ${code}`;
-      resolve({ ok: code === 0 && !timedOut, status: code, timedOut, detail });
+      resolve({ ok: code === 0 && !timedOut, status: code, timedOut, detail, ...(captureStdout && { stdout }) });
     });
   });
 }

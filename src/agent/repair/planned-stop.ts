@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../../common/log.js';
 import { parseMountinfo } from '../mountinfo.js';
 import { detachInNamespace } from './namespace-mounts.js';
+import { devicesAt } from './path-probe.js';
 import { bootId, listMountNamespaces, namespaceRepresentative, processStartTime } from './processes.js';
 import { type UnboundMount, writeUnbindRecord } from './unbind-record.js';
 import { bindFlags, classifyViewMounts, VIEW_FSTYPE } from './view-mounts.js';
@@ -26,8 +27,12 @@ export interface PlannedStopResult {
 
 const PARALLEL_NAMESPACES = 8;
 
-/** The binds of the live view in every mount namespace, with what it takes to put each back. */
-function findLiveBinds(options: PlannedStopOptions): UnboundMount[] {
+/**
+ * The binds of the live view in every mount namespace, with what it takes to put each back. Only
+ * binds the container actually sees are taken: detaching goes by path, and a path that leads
+ * elsewhere (a bind hidden by a mount above it) must not be detached.
+ */
+async function findLiveBinds(options: PlannedStopOptions): Promise<UnboundMount[]> {
   const procRoot = options.procRoot ?? '/proc';
   const found: UnboundMount[] = [];
   for (const [namespace, pids] of listMountNamespaces(procRoot)) {
@@ -43,7 +48,11 @@ function findLiveBinds(options: PlannedStopOptions): UnboundMount[] {
     }
     const startTime = processStartTime(pid, procRoot);
     if (startTime === null) continue;
-    for (const bind of classifyViewMounts(parseMountinfo(text), options.liveDevice).liveBinds) {
+    const binds = classifyViewMounts(parseMountinfo(text), options.liveDevice).liveBinds;
+    const inside = (path: string) => `${procRoot}/${pid}/root${path}`;
+    const devices = await devicesAt(binds.map((b) => inside(b.mountpoint)));
+    for (const bind of binds) {
+      if (devices.get(inside(bind.mountpoint)) !== options.liveDevice) continue;
       found.push({ namespace, pid, startTime, target: bind.mountpoint, root: bind.root, flags: bindFlags(bind) });
     }
   }
@@ -52,7 +61,7 @@ function findLiveBinds(options: PlannedStopOptions): UnboundMount[] {
 
 export async function unbindForStop(options: PlannedStopOptions): Promise<PlannedStopResult> {
   const { log } = options;
-  const binds = findLiveBinds(options);
+  const binds = await findLiveBinds(options);
   if (binds.length === 0) {
     log.info('planned stop: no container has binds of the view');
     return { unbound: 0, failed: 0 };

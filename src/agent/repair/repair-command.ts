@@ -10,7 +10,7 @@ import { createLogger, type Logger, type LogLevel, logLevels } from '../../commo
 import { DEFAULT_MOUNTPOINT } from '../daemon-args.js';
 import { readMountinfo } from '../mountinfo.js';
 import { canonicalMountpoint } from '../preflight.js';
-import { probeConnection } from './connection-probe.js';
+import { probeConnection } from './path-probe.js';
 import { type RepairOutcome, ViewRepairer } from './view-repairer.js';
 import { topmostAt, VIEW_FSTYPE } from './view-mounts.js';
 

@@ -11,8 +11,12 @@ import type { MountEntry } from '../mountinfo.js';
 export const VIEW_FSTYPE = 'fuse.lxcfs';
 
 export interface NamespaceViewMounts {
-  /** Mount point of a mount of the live view's root inside the namespace, or null if it sees none. */
-  readonly liveView: string | null;
+  /**
+   * Mount points of the live view's root inside the namespace (propagated through the view's
+   * parent directory), candidates to bind its files from; whether a path really leads there is
+   * checked on the path (a mount above may hide it).
+   */
+  readonly liveViews: readonly string[];
   /** Visible binds from another `fuse.lxcfs` connection (dead ones are what the repair replaces). */
   readonly foreign: readonly MountEntry[];
   /** Visible binds of the live view's files or directories. */
@@ -34,19 +38,19 @@ export function isCovered(entries: readonly MountEntry[], mount: MountEntry): bo
  * view that propagated in) are left alone.
  */
 export function classifyViewMounts(entries: readonly MountEntry[], liveDevice: string): NamespaceViewMounts {
-  let liveView: string | null = null;
+  const liveViews: string[] = [];
   const foreign: MountEntry[] = [];
   const liveBinds: MountEntry[] = [];
   for (const entry of entries) {
     if (entry.fstype !== VIEW_FSTYPE || isCovered(entries, entry)) continue;
     if (entry.root === '/') {
-      if (entry.device === liveDevice) liveView ??= entry.mountpoint;
+      if (entry.device === liveDevice && !liveViews.includes(entry.mountpoint)) liveViews.push(entry.mountpoint);
       continue;
     }
     if (entry.device === liveDevice) liveBinds.push(entry);
     else foreign.push(entry);
   }
-  return { liveView, foreign, liveBinds };
+  return { liveViews, foreign, liveBinds };
 }
 
 /** The path inside the namespace of the live view's counterpart of a bind with this root. */

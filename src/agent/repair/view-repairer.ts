@@ -12,9 +12,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../../common/log.js';
-import { type MountEntry, parseMountinfo } from '../mountinfo.js';
-import { type ConnectionState, probeConnection } from './connection-probe.js';
+import { parseMountinfo } from '../mountinfo.js';
 import { bindInNamespace, detachInNamespace } from './namespace-mounts.js';
+import { devicesAt, findDeadPaths } from './path-probe.js';
 import {
   bootId,
   listMountNamespaces,
@@ -95,15 +95,12 @@ export class ViewRepairer {
     for (const ns of this.restores.keys()) if (!listing.has(ns)) this.restores.delete(ns);
     this.takeRecord(listing);
     const due = [...listing].filter(([ns]) => this.restores.has(ns) || this.isDue(ns));
-    // Connections found dead in this pass: one statfs per dead connection, however many
-    // namespaces hold its binds. (A dead connection stays dead; other verdicts are not shared.)
-    const deadDevices = new Set<string>();
     const outcomes: RepairOutcome[] = [];
     let next = 0;
     const worker = async () => {
       while (next < due.length) {
         const [ns, pids] = due[next++]!;
-        const examination = await this.examine(ns, pids, this.restores.get(ns) ?? [], deadDevices);
+        const examination = await this.examine(ns, pids, this.restores.get(ns) ?? []);
         outcomes.push(...this.remember(ns, examination));
         const left = examination.restoresLeft ?? [];
         if (left.length > 0 && (this.namespaces.get(ns)?.retries ?? 0) <= MAX_RETRIES) this.restores.set(ns, left);
@@ -189,7 +186,6 @@ export class ViewRepairer {
     ns: string,
     pids: readonly number[],
     restores: readonly UnboundMount[],
-    deadDevices: Set<string>,
   ): Promise<Examination> {
     // The process left; another one of the namespace is used next time.
     const gone: Examination = { outcomes: [], settled: false, restoresLeft: [...restores] };
@@ -203,50 +199,42 @@ export class ViewRepairer {
     if (text === null) return gone;
     const entries = parseMountinfo(text);
     const mounts = classifyViewMounts(entries, this.options.liveDevice);
-    const dead: MountEntry[] = [];
-    let undecided = false;
-    const verdicts = new Map<string, Promise<ConnectionState>>();
-    for (const mount of mounts.foreign) {
-      if (deadDevices.has(mount.device)) {
-        dead.push(mount);
-        continue;
-      }
-      let verdict = verdicts.get(mount.device);
-      if (!verdict) {
-        verdict = probeConnection(`${this.procRoot}/${pid}/root${mount.mountpoint}`);
-        verdicts.set(mount.device, verdict);
-      }
-      const state = await verdict;
-      if (state === 'dead') {
-        deadDevices.add(mount.device);
-        dead.push(mount);
-      } else if (state === 'unknown') undecided = true;
-      // Alive or unresponsive: another daemon's binds, not ours to touch.
-    }
+    const inside = (path: string) => `${this.procRoot}/${pid}/root${path}`;
+
+    // Binds of another connection that is dead, as the container sees them: a bind hidden by a
+    // mount above it is not what its path leads to, and is not detached through that path.
+    const probe = await findDeadPaths([...new Set(mounts.foreign.map((m) => inside(m.mountpoint)))]);
+    const dead = mounts.foreign.filter((m) => probe.dead.has(inside(m.mountpoint)));
     const deadTargets = new Set(dead.map((m) => m.mountpoint));
     const pending = restores.filter((r) => {
       const top = topmostAt(entries, r.target);
       const bound = top?.fstype === VIEW_FSTYPE && top.device === this.options.liveDevice;
       return !bound && !deadTargets.has(r.target);
     });
-    if (dead.length === 0 && pending.length === 0) return { outcomes: [], settled: !undecided };
+    if (dead.length === 0 && pending.length === 0) return { outcomes: [], settled: !probe.undecided };
 
     const base = { namespace: ns, pid, command: processName(pid, this.procRoot) };
     const outcomes: RepairOutcome[] = [];
-    if (mounts.liveView === null) {
+    const liveView = await this.reachableLiveView(mounts.liveViews, inside);
+    if (liveView === null) {
       const detail =
         `the live view (${this.options.mountpoint}) is not visible in this container: it needs the view's parent ` +
         `directory ${dirname(this.options.mountpoint)} mounted with HostToContainer (rslave) propagation; restart the container to get working files`;
       for (const target of [...deadTargets, ...pending.map((r) => r.target)]) {
         outcomes.push({ ...base, result: 'unreachable', target, detail });
       }
-      return { outcomes, settled: !undecided };
+      return { outcomes, settled: !probe.undecided };
     }
     for (const mount of dead) {
-      const source = liveSourceFor(mounts.liveView, mount.root);
+      const source = liveSourceFor(liveView, mount.root);
       const detached = await detachInNamespace(pid, mount.mountpoint);
       if (!detached.ok) {
-        outcomes.push({ ...base, result: 'failed', target: mount.mountpoint, detail: `detaching the stale mount: ${detached.detail}` });
+        outcomes.push({
+          ...base,
+          result: 'failed',
+          target: mount.mountpoint,
+          detail: `detaching the stale mount: ${detached.detail}`,
+        });
         continue;
       }
       const bound = await bindInNamespace(pid, source, mount.mountpoint, bindFlags(mount));
@@ -264,7 +252,7 @@ export class ViewRepairer {
     }
     const restoresLeft: UnboundMount[] = [];
     for (const restore of pending) {
-      const source = liveSourceFor(mounts.liveView, restore.root);
+      const source = liveSourceFor(liveView, restore.root);
       const bound = await bindInNamespace(pid, source, restore.target, restore.flags);
       if (!bound.ok) restoresLeft.push(restore);
       outcomes.push(
@@ -274,6 +262,16 @@ export class ViewRepairer {
       );
     }
     const failed = outcomes.some((o) => o.result === 'failed');
-    return { outcomes, settled: !undecided && !failed, restoresLeft };
+    return { outcomes, settled: !probe.undecided && !failed, restoresLeft };
+  }
+
+  /** The first candidate path that really leads to the live view inside the container, if any. */
+  private async reachableLiveView(
+    candidates: readonly string[],
+    inside: (path: string) => string,
+  ): Promise<string | null> {
+    if (candidates.length === 0) return null;
+    const devices = await devicesAt(candidates.map(inside));
+    return candidates.find((c) => devices.get(inside(c)) === this.options.liveDevice) ?? null;
   }
 }
