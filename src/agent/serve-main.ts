@@ -13,8 +13,6 @@ import { RequestDispatcher } from '../fuse/dispatch.js';
 import { NotifyCode, StructSize } from '../fuse/protocol.js';
 import { RequestWorkerPool } from '../fuse/worker-pool.js';
 import { createSharedViewState, startLoadavgSampler } from './container-views.js';
-import { startHealthServer } from './health-server.js';
-import { AgentMetrics } from './metrics.js';
 import { type RepairTotalsMessage, SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
 
 const config = JSON.parse(process.env[SERVE_CONFIG_ENV] ?? 'null') as ServeConfig | null;
@@ -112,21 +110,26 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 // blocks the next start as "already served".
 process.on('disconnect', () => leaveNow('supervisor is gone'));
 pool.start();
-if (config.healthAddress) {
-  // The supervisor repairs containers and sends its running totals here, where /metrics is served.
-  let repairs: Readonly<Record<string, number>> = {};
-  process.on('message', (msg: Partial<RepairTotalsMessage>) => {
-    if (msg.type === 'repairs' && msg.totals) repairs = msg.totals;
+// The supervisor repairs containers and sends its running totals here, where /metrics is served.
+let repairs: Readonly<Record<string, number>> = {};
+process.on('message', (msg: Partial<RepairTotalsMessage>) => {
+  if (msg.type === 'repairs' && msg.totals) repairs = msg.totals;
+});
+const healthAddress = config.healthAddress;
+if (healthAddress) {
+  // Loaded once requests are served: prom-client takes a while to load, and callers are waiting
+  // for the request loops after a restart, not for the metrics.
+  pool.once('ready', () => {
+    void Promise.all([import('./health-server.js'), import('./metrics.js')]).then(
+      ([{ startHealthServer }, { AgentMetrics }]) => {
+        const metrics = new AgentMetrics({
+          requests: pool.stats,
+          pool: () => pool.status(),
+          serverRestarts: config.generation,
+          repairs: () => repairs,
+        });
+        startHealthServer(healthAddress, { mountpoint: config.mountpoint, pool: () => pool.status(), metrics }, log);
+      },
+    );
   });
-  const metrics = new AgentMetrics({
-    requests: pool.stats,
-    pool: () => pool.status(),
-    serverRestarts: config.generation,
-    repairs: () => repairs,
-  });
-  startHealthServer(
-    config.healthAddress,
-    { mountpoint: config.mountpoint, pool: () => pool.status(), metrics },
-    log,
-  );
 }
