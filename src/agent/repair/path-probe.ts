@@ -9,6 +9,7 @@
  * to its daemon, which may not answer. So the looking is done by coreutils `stat` in a child
  * process that is killed when it takes too long, never by this process.
  */
+import { spawnSync } from 'node:child_process';
 import { type CommandResult, runHostCommand } from './host-command.js';
 
 const PROBE_TIMEOUT_MS = 2_000;
@@ -70,6 +71,18 @@ export async function probeConnection(path: string): Promise<ConnectionState> {
   if (result.ok) return 'alive';
   if (result.timedOut) return 'unresponsive';
   return deadMessages.test(result.detail) ? 'dead' : 'unknown';
+}
+
+/** probeConnection for start-up checks, where nothing else runs yet. */
+export function probeConnectionSync(path: string): ConnectionState {
+  const result = spawnSync('stat', ['-f', '-c', '%n', '--', path], {
+    encoding: 'utf8',
+    timeout: PROBE_TIMEOUT_MS,
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+  });
+  if (result.status === 0) return 'alive';
+  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return 'unresponsive';
+  return deadMessages.test(result.stderr ?? '') ? 'dead' : 'unknown';
 }
 
 /** glibc's dev_t encoding (what stat's %d prints), decoded to major:minor as in mountinfo. */

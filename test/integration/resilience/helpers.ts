@@ -153,3 +153,60 @@ function readdirPids(): number[] {
 export function hostMemTotalLine(): string {
   return readFileSync('/proc/meminfo', 'utf8').split('\n')[0]!;
 }
+
+/**
+ * When a sandbox's reads came back for good: the arrival of the first line after `since` from
+ * which on every line matches `good` (at least `settle` of them), or undefined if not yet.
+ */
+export function recoveredAt(sandbox: Sandbox, since: number, good: RegExp, settle = 10): number | undefined {
+  const after = sandbox.lines.filter((l) => l.at >= since);
+  let firstGood = -1;
+  for (let i = 0; i < after.length; i++) {
+    if (!good.test(after[i]!.text)) firstGood = -1;
+    else if (firstGood < 0) firstGood = i;
+  }
+  if (firstGood < 0 || after.length - firstGood < settle) return undefined;
+  return after[firstGood]!.at;
+}
+
+/** Lines since `since` that are neither of the given kinds (a failed read prints `missing`). */
+export function linesOtherThan(sandbox: Sandbox, since: number, ...kinds: (RegExp | string)[]): string[] {
+  return sandbox.lines
+    .filter((l) => l.at >= since)
+    .map((l) => l.text)
+    .filter((text) => !kinds.some((k) => (typeof k === 'string' ? text === k : k.test(text))));
+}
+
+/** The view binds (files and directories) a process's mount namespace holds, as its mountinfo lists them. */
+export function viewBinds(pid: number): { mountpoint: string; device: string }[] {
+  return readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(' - fuse.lxcfs '))
+    .map((line) => line.split(' '))
+    .filter((f) => f[3] !== '/')
+    .map((f) => ({ mountpoint: f[4]!, device: f[2]! }));
+}
+
+/** A loopback TCP port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Regular files under `dir`, relative to it. */
+export function regularFiles(dir: string, prefix = ''): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(join(dir, prefix), { withFileTypes: true })) {
+    const path = join(prefix, entry.name);
+    if (entry.isDirectory()) found.push(...regularFiles(dir, path));
+    else found.push(path);
+  }
+  return found;
+}
