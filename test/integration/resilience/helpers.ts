@@ -48,7 +48,7 @@ export class ViewNode {
   }
 
   async startDaemon(args: string[] = []): Promise<RunningDaemon> {
-    const daemon = await startDaemon(args, { mountpoint: this.mountpoint });
+    const daemon = await startDaemon(args, { mountpoint: this.mountpoint, shareParent: true });
     this.daemons.push(daemon);
     return daemon;
   }

@@ -74,26 +74,28 @@ describe('parentPropagation (is the view\'s parent on a shared mount?)', () => {
   const host = fixture('mountinfo-host-private-root.txt');
 
   it('does nothing when the parent is a shared mount or sits on one', () => {
-    assert.deepEqual(parentPropagation(host, '/tmp/shared-parent'), { action: 'none', mount: '/tmp/shared-parent' });
-    assert.deepEqual(parentPropagation(host, '/data/lxcfs'), { action: 'none', mount: '/data' });
+    assert.deepEqual(parentPropagation(host, '/tmp/shared-parent', false), { action: 'none', mount: '/tmp/shared-parent' });
+    assert.deepEqual(parentPropagation(host, '/data/lxcfs', false), { action: 'none', mount: '/data' });
   });
 
   it('looks at the topmost of stacked mounts', () => {
     assert.equal(mountHolding(host, '/opt/lxcfs')?.id, 47);
-    assert.deepEqual(parentPropagation(host, '/opt/lxcfs'), { action: 'none', mount: '/opt' });
+    assert.deepEqual(parentPropagation(host, '/opt/lxcfs', false), { action: 'none', mount: '/opt' });
   });
 
   it('marks a private mount of the parent itself shared', () => {
-    assert.deepEqual(parentPropagation(host, '/srv/private-parent'), { action: 'make-shared' });
+    assert.deepEqual(parentPropagation(host, '/srv/private-parent', true), { action: 'make-shared' });
   });
 
   it('binds a directory of a private mount onto itself before marking it shared', () => {
-    assert.deepEqual(parentPropagation(host, '/var/lib/lxcfs-ts'), { action: 'bind-and-share' });
+    assert.deepEqual(parentPropagation(host, '/var/lib/lxcfs-ts', true), { action: 'bind-and-share' });
     assert.equal(mountHolding(host, '/var/lib/lxcfs-ts')?.mountpoint, '/');
   });
 
-  it('never re-mounts the host\'s root', () => {
-    assert.deepEqual(parentPropagation(host, '/'), { action: 'root-not-shared' });
+  it('never re-mounts a directory that holds other things, nor the host\'s root', () => {
+    assert.deepEqual(parentPropagation(host, '/var/lib', false), { action: 'not-dedicated' });
+    assert.deepEqual(parentPropagation(host, '/srv/private-parent', false), { action: 'not-dedicated' });
+    assert.deepEqual(parentPropagation(host, '/', true), { action: 'root-not-shared' });
   });
 });
 
