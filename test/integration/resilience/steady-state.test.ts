@@ -93,7 +93,9 @@ test('one million reads: the daemon\'s RSS stays within 10 % and no descriptor l
     assert.equal(run.reads, READERS * perReader.run);
     assert.equal(serverPidOf(daemon.pid), server, 'the same serving process throughout');
     assert.ok(Math.abs(growth) <= 0.1, `RSS changed by ${(growth * 100).toFixed(1)} %`);
-    assert.deepEqual(after.fds, before.fds, 'no descriptor leak');
+    // The serving process keeps cgroup and /proc files open in a bounded cache, which may also
+    // shrink (evictions); a leak is growth.
+    for (const [i, fds] of after.fds.entries()) assert.ok(fds <= before.fds[i]!, `no descriptor leak: ${before.fds[i]} -> ${fds}`);
   } finally {
     await node.cleanup();
   }
