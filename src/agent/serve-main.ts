@@ -13,6 +13,8 @@ import { RequestDispatcher } from '../fuse/dispatch.js';
 import { NotifyCode, StructSize } from '../fuse/protocol.js';
 import { RequestWorkerPool } from '../fuse/worker-pool.js';
 import { createSharedViewState, startLoadavgSampler } from './container-views.js';
+import { startHealthServer } from './health-server.js';
+import { AgentMetrics } from './metrics.js';
 import { type RepairTotalsMessage, SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
 
 const config = JSON.parse(process.env[SERVE_CONFIG_ENV] ?? 'null') as ServeConfig | null;
@@ -115,21 +117,16 @@ let repairs: Readonly<Record<string, number>> = {};
 process.on('message', (msg: Partial<RepairTotalsMessage>) => {
   if (msg.type === 'repairs' && msg.totals) repairs = msg.totals;
 });
-const healthAddress = config.healthAddress;
-if (healthAddress) {
-  // Loaded once requests are served: prom-client takes a while to load, and callers are waiting
-  // for the request loops after a restart, not for the metrics.
-  pool.once('ready', () => {
-    void Promise.all([import('./health-server.js'), import('./metrics.js')]).then(
-      ([{ startHealthServer }, { AgentMetrics }]) => {
-        const metrics = new AgentMetrics({
-          requests: pool.stats,
-          pool: () => pool.status(),
-          serverRestarts: config.generation,
-          repairs: () => repairs,
-        });
-        startHealthServer(healthAddress, { mountpoint: config.mountpoint, pool: () => pool.status(), metrics }, log);
-      },
-    );
+if (config.healthAddress) {
+  const metrics = new AgentMetrics({
+    requests: pool.stats,
+    pool: () => pool.status(),
+    serverRestarts: config.generation,
+    repairs: () => repairs,
   });
+  startHealthServer(
+    config.healthAddress,
+    { mountpoint: config.mountpoint, pool: () => pool.status(), metrics },
+    log,
+  );
 }
