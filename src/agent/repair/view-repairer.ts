@@ -137,7 +137,6 @@ export class ViewRepairer {
    * read once (at the first pass) and removed, so they are put back once.
    */
   private takeRecord(listing: Map<string, number[]>): void {
-    const byNamespace = this.restores;
     if (this.recordChecked) return;
     this.recordChecked = true;
     const { mountpoint, log } = this.options;
@@ -164,9 +163,7 @@ export class ViewRepairer {
         gone++;
         continue;
       }
-      const list = byNamespace.get(mount.namespace) ?? [];
-      list.push(mount);
-      byNamespace.set(mount.namespace, list);
+      this.restores.set(mount.namespace, [...(this.restores.get(mount.namespace) ?? []), mount]);
     }
     log.info(
       { stoppedAt: record.stoppedAt, toRestore: record.mounts.length - gone, containerGone: gone },
