@@ -19,10 +19,10 @@
 ARG NODE_VERSION=24.21.0
 ARG DEBIAN_RELEASE=bookworm
 
-FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS node
+FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS node-lts
 
 # --- build: compile TypeScript, then drop the development dependencies ---------------------------
-FROM node AS build
+FROM node-lts AS build
 WORKDIR /build
 COPY package.json package-lock.json ./
 # No dependency needs an install script; `prepare` (the build) runs below, once the sources are in.
@@ -40,7 +40,7 @@ RUN apt-get update \
   && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
      util-linux mount coreutils findutils mawk \
   && rm -rf /var/lib/apt/lists/*
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node-lts /usr/local/bin/node /usr/local/bin/node
 COPY --from=build /build/package.json /opt/lxcfs-ts/package.json
 COPY --from=build /build/bin /opt/lxcfs-ts/bin
 COPY --from=build /build/dist/src /opt/lxcfs-ts/dist/src

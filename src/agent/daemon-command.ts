@@ -12,7 +12,13 @@ import { packageVersion } from '../common/version.js';
 import { type NegotiatedSession, negotiateInit } from '../fuse/init.js';
 import { MountError, mountFuse, openFuseDevice, unmount } from '../fuse/mount.js';
 import { type DaemonArgs, daemonUsage, parseDaemonArgs, UsageError } from './daemon-args.js';
-import { canonicalMountpoint, prepareMountpoint, requireRoot, StartupError } from './preflight.js';
+import {
+  canonicalMountpoint,
+  cgroupNamespaceProblem,
+  prepareMountpoint,
+  requireRoot,
+  StartupError,
+} from './preflight.js';
 import { SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
 
 const MAX_RESTART_DELAY_MS = 5_000;
@@ -72,6 +78,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     },
     'mounted',
   );
+  const cgroupProblem = cgroupNamespaceProblem(defaultViewOptions.procRoot);
+  if (cgroupProblem) log.error({ mountpoint }, cgroupProblem);
   if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`, { mode: 0o644 });
 
   const baseConfig: Omit<ServeConfig, 'generation'> = {
