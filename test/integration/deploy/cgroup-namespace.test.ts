@@ -120,6 +120,16 @@ describe('the agent in a private cgroup namespace', { concurrency: false }, () =
     await stopAgent(agent);
   });
 
+  test('a namespace out of sight (a PID 1 that cannot be inspected) is said, and the daemon starts where it is', async () => {
+    const missing = join(tmpdir(), `lxcfs-ts-test-deploy-no-such-ns-${process.pid}`);
+    const agent = startAgent({ LXCFS_TS_CGROUPNS: missing });
+    await waitServing(agent);
+    assert.match(agent.stderr(), new RegExp(`cannot see the cgroup namespace ${missing} \\(LXCFS_TS_CGROUPNS\\); staying in this one`));
+    // It is still in the private namespace, and says what that means.
+    await waitFor('the error log line', () => /private cgroup namespace/.test(agent.stderr()));
+    await stopAgent(agent);
+  });
+
   test('a namespace it cannot join stops the start with a message', async () => {
     const agent = startAgent({ LXCFS_TS_CGROUPNS: '/proc/self/ns/net' });
     assert.equal(await exitOf(agent.child, 10_000), 1);
