@@ -105,7 +105,7 @@ make_node_pki() {
 # Extra kube-apiserver flags when it serves a node.
 apiserver_node_flags() {
   local pki="$STATE_DIR/pki"
-  echo --enable-admission-plugins NodeRestriction --allow-privileged=true \
+  echo --enable-admission-plugins NodeRestriction \
     --kubelet-client-certificate "$pki/kubelet-client.crt" --kubelet-client-key "$pki/kubelet-client.key" \
     --kubelet-preferred-address-types InternalIP --enable-aggregator-routing=true
 }
