@@ -53,9 +53,9 @@ describe('the default install', () => {
     assert.equal(find(objects, 'PodDisruptionBudget', 'lxcfs-ts-webhook').apiVersion, 'policy/v1');
   });
 
-  test('the agent serves /var/lib/lxcfs-ts/lxcfs with -l --enable-cfs; its parent is the Bidirectional volume', () => {
+  test('the agent serves /var/lib/lxcfs-ts/lxcfs with -l --enable-cfs --unbind-on-stop; its parent is the Bidirectional volume', () => {
     const agent = agentOf(objects);
-    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '/var/lib/lxcfs-ts/lxcfs']);
+    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '--unbind-on-stop', '/var/lib/lxcfs-ts/lxcfs']);
     const volume = agent.spec.volumes!.find((v) => v.name === 'view-parent');
     assert.deepEqual(volume?.hostPath, { path: '/var/lib/lxcfs-ts', type: 'DirectoryOrCreate' });
     const strategy = (agent.daemonSet as unknown as { spec: { updateStrategy: unknown } }).spec.updateStrategy;

@@ -42,7 +42,7 @@ describe('overlays/legacy-lxcfs: LXCFS\'s paths and flags', () => {
 
   test('the agent serves /var/lib/lxcfs with the same flags, from a Bidirectional /var/lib', () => {
     const agent = agentOf(objects);
-    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '/var/lib/lxcfs']);
+    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '--unbind-on-stop', '/var/lib/lxcfs']);
     assert.deepEqual(agent.spec.volumes!.find((v) => v.name === 'view-parent')?.hostPath, { path: '/var/lib', type: 'Directory' });
   });
 
