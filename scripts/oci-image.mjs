@@ -31,11 +31,13 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   realpathSync,
   renameSync,
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -155,7 +157,11 @@ async function cachedLayer(cache, name, key, fill) {
   const base = join(layers, `${name}-${sha256Text(`${FORMAT}\n${key}`).slice(0, 16)}`);
   if (existsSync(`${base}.json`)) {
     const meta = JSON.parse(readFileSync(`${base}.json`, 'utf8'));
-    if (existsSync(meta.path) && existsSync(meta.dir)) return meta;
+    if (existsSync(meta.path) && existsSync(meta.dir)) {
+      const now = new Date();
+      utimesSync(`${base}.json`, now, now); // last use, for pruneLayers
+      return meta;
+    }
   }
   mkdirSync(layers, { recursive: true });
   rmSync(`${base}.dir`, { recursive: true, force: true });
@@ -164,6 +170,20 @@ async function cachedLayer(cache, name, key, fill) {
   const layer = await packLayer(`${base}.dir`, `${base}.tar`);
   writeFileSync(`${base}.json`, JSON.stringify(layer));
   return layer;
+}
+
+/** Removes cached layers unused for a week (older package versions, node binaries, lockfiles). */
+function pruneLayers(cache) {
+  const layers = join(cache, 'layers');
+  if (!existsSync(layers)) return;
+  const weekAgo = Date.now() - 7 * 24 * 3600 * 1000;
+  for (const entry of readdirSync(layers)) {
+    if (!entry.endsWith('.json') || statSync(join(layers, entry)).mtimeMs > weekAgo) continue;
+    const base = join(layers, entry.slice(0, -'.json'.length));
+    rmSync(`${base}.json`);
+    rmSync(`${base}.tar`, { force: true });
+    rmSync(`${base}.dir`, { recursive: true, force: true });
+  }
 }
 
 function writeMinimalEtc(rootfs) {
@@ -409,6 +429,7 @@ async function main() {
     mkdirSync(dirname(out), { recursive: true });
     run(['tar', '-C', layout, '-cf', `${out}.tmp`, 'oci-layout', 'index.json', 'blobs']);
     renameSync(`${out}.tmp`, out);
+    pruneLayers(cache);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

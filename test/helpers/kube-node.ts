@@ -105,11 +105,13 @@ export interface ReaderResult {
 
 /**
  * Runs test/fixtures/node/reader.sh in a pod for `seconds`: /proc/meminfo read in a loop, each
- * read good only if it shows the expected MemTotal.
+ * read good only if it shows the expected MemTotal. With `settle`, it ends early once reads have
+ * been good again for that many seconds after a bad one.
  */
-export function podReader(kubeconfig: string, ns: string, pod: string, seconds: number, memTotalKb: number) {
+export function podReader(kubeconfig: string, ns: string, pod: string, seconds: number, memTotalKb: number, settle?: number) {
   const script = readFileSync(`${repoRoot}test/fixtures/node/reader.sh`);
-  const child = spawn('kubectl', ['-n', ns, 'exec', '-i', pod, '--', 'sh', '-s', String(seconds), String(memTotalKb)], {
+  const args = [String(seconds), String(memTotalKb), ...(settle ? [String(settle)] : [])];
+  const child = spawn('kubectl', ['-n', ns, 'exec', '-i', pod, '--', 'sh', '-s', ...args], {
     env: { ...process.env, KUBECONFIG: kubeconfig },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
