@@ -64,6 +64,13 @@ export function currentNodeNsPid(): number {
   return nodeEnv().nsPid;
 }
 
+/** Every process in the node's pods (those on the host network share the machine's sockets). */
+export function podProcessIds(): number[] {
+  const found = spawnSync('find', ['/sys/fs/cgroup/pids/lxcfs-ts-node', '-name', 'cgroup.procs', '-exec', 'cat', '{}', '+'],
+    { encoding: 'utf8' });
+  return found.stdout.split('\n').filter(Boolean).map(Number);
+}
+
 /** The pids in a container's cgroup (found by its id under the node's cgroup tree). */
 export function containerPids(containerId: string): number[] {
   const id = containerId.replace(/^[a-z]+:\/\//, '');
@@ -183,6 +190,10 @@ function sysctl(name: string): string {
  * a kubelet) and anything started with the node's state directory (the control plane; other work
  * on the machine may run an API server of its own).
  */
+export function nodeProcessIds(stateDir: string): number[] {
+  return nodeProcesses(stateDir).map((line) => Number(line.split(' ')[0]));
+}
+
 function nodeProcesses(stateDir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -194,7 +205,8 @@ function nodeProcesses(stateDir: string): string[] {
       continue;
     }
     const line = cmdline(Number(entry));
-    const ours = /\/(kubelet|containerd|containerd-shim-runc-v2|runc)$/.test(exe) || line.includes(stateDir);
+    const ours = /\/(kubelet|containerd|containerd-shim-runc-v2|runc)$/.test(exe) || line.includes(stateDir) ||
+      line.includes('scripts/lib/tcp-forward.mjs');
     if (ours) out.push(`${entry} ${line}`);
   }
   return out;

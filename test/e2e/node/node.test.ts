@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import {
   acquireKubeNode,
@@ -22,6 +22,8 @@ import {
   type KubeNode,
   kubeEnv,
   mounts,
+  nodeProcessIds,
+  podProcessIds,
   podReader,
 } from '../../helpers/kube-node.js';
 import { type Kubectl, kubectlFor } from '../../helpers/kube-env.js';
@@ -93,6 +95,21 @@ interface KubeEvent {
   lastTimestamp: string;
 }
 
+/**
+ * Every socket the processes listen on in the machine's network namespace is on loopback, the
+ * bridge's address or the `kubernetes` Service address the bridge carries.
+ */
+function assertListensLocally(pids: number[]): void {
+  const ours = new Set(pids);
+  const listening = spawnSync('ss', ['-Hltnp'], { encoding: 'utf8' }).stdout.split('\n').filter((line) =>
+    [...line.matchAll(/pid=(\d+)/g)].some((m) => ours.has(Number(m[1]))));
+  assert.ok(listening.length >= 5, `the node's listening sockets were found: ${listening.join('\n')}`);
+  for (const line of listening) {
+    const local = line.trim().split(/\s+/)[3]!;
+    assert.match(local, /^(127\.0\.0\.1|10\.88\.0\.1|10\.0\.0\.1|\[::1\]):\d+$/, `listens on loopback or the bridge only: ${line}`);
+  }
+}
+
 const ready = (pod: PodStatus) =>
   pod.status.phase === 'Running' && (pod.status.containerStatuses ?? []).every((c) => c.ready);
 
@@ -135,6 +152,16 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     if (node && !released) node.release();
   });
 
+  it('0. the node runs isolated: no cloud metadata, loopback and its own bridge only', () => {
+    // Checked from the rules, never by sending anything towards 169.254.169.254.
+    const table = spawnSync('nft', ['list', 'table', 'inet', 'lxcfs_ts_node'], { encoding: 'utf8' }).stdout;
+    assert.match(table, /hook output[\s\S]*ip daddr 169\.254\.0\.0\/16 reject/, 'traffic to 169.254.0.0/16 is rejected');
+    const kubelet = readFileSync(`${stateDir}/kubelet.pid`, 'utf8').trim();
+    const environ = readFileSync(`/proc/${kubelet}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes('AWS_EC2_METADATA_DISABLED=true'), 'the kubelet runs with AWS_EC2_METADATA_DISABLED=true');
+    assertListensLocally(nodeProcessIds(stateDir));
+  });
+
   it('1. installs with kustomize: agent and webhook ready', async (t: TestContext) => {
     t.diagnostic(`node bring-up: ${node!.bringUpSeconds.toFixed(0)} s`);
     const started = performance.now();
@@ -153,6 +180,7 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
       return mwc.webhooks.every((w) => (w.clientConfig.caBundle ?? '') !== '') ? true : undefined;
     }, 60_000);
     t.diagnostic(`install to ready: ${seconds(performance.now() - started)} (agent ${agent.metadata.name})`);
+    assertListensLocally([...nodeProcessIds(stateDir), ...podProcessIds()]);
     const view = nodeMounts().find((m) => m.mountpoint === viewDir);
     assert.equal(view?.fstype, 'fuse.lxcfs', `the agent's view is mounted at ${viewDir} on the node`);
 
