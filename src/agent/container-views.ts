@@ -353,18 +353,23 @@ class ContainerViews implements ViewSource {
     return Math.max(0, parseUptime(text).uptime + caller.boottimeOffset);
   }
 
-  /** procs_running / procs_blocked for /proc/stat, when the loadavg sampler counts this container. */
+  /**
+   * procs_running / procs_blocked for /proc/stat with `-l`: the sampler's last count of the
+   * container. A container that reads /proc/stat is registered with the sampler (which counts it
+   * within 250 ms), so `vmstat` gets its r and b columns without the container ever reading
+   * /proc/loadavg; until the first count, the caller itself is the one running thread.
+   */
   private procsFromSampler(caller: CallerContext): { running: number; blocked: number } | null {
     if (!this.options.enableLoadavg) return null;
     const key = loadavgKey(this.layout, caller.paths);
     if (key === null) return null;
-    const ref = this.loads.find(tableKey(key));
+    const ref = this.entry(this.loads, key);
     if (ref === null) return null;
     return this.loads.withEntry(ref, (slot) => {
       const at = slot * this.loads.payloadDoubles;
       const p = this.loads.payload;
       return p[at + LoadSlot.sampledAtMs] === 0
-        ? null
+        ? { running: 1, blocked: 0 }
         : { running: p[at + LoadSlot.runnable]!, blocked: p[at + LoadSlot.blocked]! };
     });
   }

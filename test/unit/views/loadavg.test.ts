@@ -97,6 +97,26 @@ describe('proc/loadavg with -l', () => {
     }
   });
 
+  it('/proc/stat alone registers the container: vmstat gets its r and b without reading loadavg', () => {
+    tree = setup({ 4101: 'S', 4150: 'R', 4151: 'D', 4188: 'R' });
+    const shared = createSharedViewState(tree.options);
+    const s = createContainerViewSource(tree.options, shared, silentLogger);
+    const sampler = new LoadavgSampler(tree.options, shared, silentLogger);
+    try {
+      // before the first count: the caller is the one running thread (the host's file says 2)
+      assert.match(fixture('v1-captured/host/stat'), /^procs_running 2$/m);
+      const first = s.content('proc/stat', callerPid).toString();
+      assert.match(first, /^procs_running 1$/m);
+      assert.match(first, /^procs_blocked 0$/m);
+      sampler.countNew();
+      const counted = s.content('proc/stat', callerPid).toString();
+      assert.match(counted, /^procs_running 2$/m);
+      assert.match(counted, /^procs_blocked 1$/m);
+    } finally {
+      sampler.close();
+    }
+  });
+
   it('re-reads a thread state only when the thread was scheduled since the last round', () => {
     tree = setup({ 4101: 'S', 4150: 'S', 4151: 'S', 4188: 'S' });
     const shared = createSharedViewState(tree.options);
