@@ -6,6 +6,8 @@ type CommandMain = (argv: string[]) => Promise<number>;
 
 const subcommands: Record<string, () => Promise<{ main: CommandMain }>> = {
   run: () => import('./sandbox/run-command.js'),
+  webhook: () => import('./webhook/webhook-command.js'),
+  inject: () => import('./webhook/inject-command.js'),
 };
 
 async function dispatch(argv: string[]): Promise<number> {

@@ -118,6 +118,16 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       thisChild.on('exit', (code, signal) => {
         if (child === thisChild) child = null;
         if (stopping) return;
+        if (code === 0) {
+          // The serving process only exits by itself when the connection is gone: someone
+          // unmounted the view (or aborted the connection) behind our back. Nothing left to serve.
+          stopping = true;
+          log.error({ mountpoint }, 'the FUSE connection was closed from outside (unmounted or aborted); exiting');
+          closeSync(fd);
+          if (args.pidfile) rmSync(args.pidfile, { force: true });
+          resolveExit(1);
+          return;
+        }
         // Callers are waiting: a process that had been serving is replaced at once. One that dies
         // before it serves (or right after) is a crash loop, which backs off up to 5 s.
         const crashLoop = !ready || Date.now() - startedAt < 1_000;

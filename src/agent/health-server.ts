@@ -80,11 +80,11 @@ export function startHealthServer(
       return;
     }
     if (path === '/metrics') {
-      sources.metrics.registry.metrics().then(
-        (text) => reply(200, text, sources.metrics.registry.contentType),
-        (err: Error) => reply(500, `${err.message}\n`),
-      );
-      return;
+      try {
+        return reply(200, sources.metrics.render(), sources.metrics.contentType);
+      } catch (err) {
+        return reply(500, `${(err as Error).message}\n`);
+      }
     }
     reply(404, 'not found: try /healthz, /readyz or /metrics\n');
   });

@@ -1,8 +1,10 @@
 /**
- * Prometheus metrics of the serving process. Request counts and latencies are collected by the
- * worker threads in shared memory (fuse/request-stats.ts) and turned into metrics when scraped.
+ * Prometheus metrics of the serving process, rendered in the text exposition format. Request
+ * counts and latencies are collected by the worker threads in shared memory
+ * (fuse/request-stats.ts) and summed when scraped. Written by hand rather than with a metrics
+ * library: the library alone would grow this long-lived process by about 5 MiB.
  */
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { readdirSync, readFileSync } from 'node:fs';
 import { opcodeNames } from '../fuse/protocol.js';
 import { LATENCY_BUCKETS_S, type RequestStatsBuffer, readRequestTotals } from '../fuse/request-stats.js';
 import type { PoolStatus } from '../fuse/worker-pool.js';
@@ -14,113 +16,93 @@ export interface AgentMetricSources {
   serverRestarts: number;
 }
 
-export class AgentMetrics {
-  readonly registry = new Registry();
-  readonly repairs: Counter<'result'>;
+type Labels = Record<string, string>;
 
-  constructor(sources: AgentMetricSources) {
-    const registry = this.registry;
-    collectDefaultMetrics({ register: registry, prefix: 'lxcfs_ts_' });
-    const op = (code: number) => opcodeNames[code] ?? String(code);
+/** A counter with labels, for events counted on this thread. */
+export class LabeledCounter {
+  private readonly values = new Map<string, { labels: Labels; value: number }>();
 
-    new Counter({
-      name: 'lxcfs_ts_requests_total',
-      help: 'FUSE requests answered, by operation and file',
-      labelNames: ['op', 'file'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of readRequestTotals(sources.requests).requests)
-          this.inc({ op: op(r.opcode), file: r.label }, r.count);
-      },
-    });
-    new Counter({
-      name: 'lxcfs_ts_request_errors_total',
-      help: 'FUSE requests answered with an error, by operation and errno',
-      labelNames: ['op', 'errno'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const e of readRequestTotals(sources.requests).errors)
-          this.inc({ op: op(e.opcode), errno: String(e.errno) }, e.count);
-      },
-    });
-    // A histogram assembled from the shared counters, exposed in the exposition format directly.
-    registry.registerMetric(new SharedLatencyHistogram(sources.requests, op) as never);
-    new Counter({
-      name: 'lxcfs_ts_fallbacks_total',
-      help: 'Requests answered with host content because they missed their deadline',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(sources.pool().rescues);
-      },
-    });
-    new Counter({
-      name: 'lxcfs_ts_worker_restarts_total',
-      help: 'Request worker threads that died and were replaced',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(sources.pool().restarts);
-      },
-    });
-    new Counter({
-      name: 'lxcfs_ts_server_restarts_total',
-      help: 'Serving processes replaced on this FUSE connection before the current one',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(sources.serverRestarts);
-      },
-    });
-    new Gauge({
-      name: 'lxcfs_ts_workers',
-      help: 'Request worker threads, by state',
-      labelNames: ['state'],
-      registers: [registry],
-      collect() {
-        const s = sources.pool();
-        this.set({ state: 'serving' }, s.serving);
-        this.set({ state: 'stuck' }, s.stuck);
-      },
-    });
-    this.repairs = new Counter({
-      name: 'lxcfs_ts_repairs_total',
-      help: 'Stale view mounts found in containers, by result',
-      labelNames: ['result'],
-      registers: [registry],
-    });
+  inc(labels: Labels, by = 1): void {
+    const key = JSON.stringify(labels);
+    const entry = this.values.get(key) ?? { labels, value: 0 };
+    entry.value += by;
+    this.values.set(key, entry);
+  }
+
+  samples(): { labels: Labels; value: number }[] {
+    return [...this.values.values()];
   }
 }
 
-/** Minimal prom-client metric that renders a histogram from pre-aggregated bucket counts. */
-class SharedLatencyHistogram {
-  readonly name = 'lxcfs_ts_request_duration_seconds';
-  readonly help = 'Time to answer a FUSE request, by operation';
-  readonly type = 'histogram';
-  readonly aggregator = 'sum';
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
 
-  constructor(
-    private readonly stats: RequestStatsBuffer,
-    private readonly op: (code: number) => string,
-  ) {}
+function sample(name: string, labels: Labels, value: number): string {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return `${name}${pairs.length > 0 ? `{${pairs.join(',')}}` : ''} ${value}`;
+}
 
-  get() {
-    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
-    for (const l of readRequestTotals(this.stats).latency) {
-      const opName = this.op(l.opcode);
+function family(name: string, type: string, help: string, lines: string[]): string {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines].join('\n');
+}
+
+export class AgentMetrics {
+  readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
+  readonly repairs = new LabeledCounter();
+
+  constructor(private readonly sources: AgentMetricSources) {}
+
+  render(): string {
+    const totals = readRequestTotals(this.sources.requests);
+    const pool = this.sources.pool();
+    const op = (code: number) => opcodeNames[code] ?? String(code);
+    const latency: string[] = [];
+    for (const l of totals.latency) {
       let cumulative = 0;
       l.buckets.forEach((count, i) => {
         cumulative += count;
-        const le = i < LATENCY_BUCKETS_S.length ? LATENCY_BUCKETS_S[i]! : '+Inf';
-        values.push({ labels: { op: opName, le }, value: cumulative, metricName: `${this.name}_bucket` });
+        const le = i < LATENCY_BUCKETS_S.length ? String(LATENCY_BUCKETS_S[i]) : '+Inf';
+        latency.push(sample('lxcfs_ts_request_duration_seconds_bucket', { op: op(l.opcode), le }, cumulative));
       });
-      values.push({ labels: { op: opName }, value: l.sum, metricName: `${this.name}_sum` });
-      values.push({ labels: { op: opName }, value: l.count, metricName: `${this.name}_count` });
+      latency.push(sample('lxcfs_ts_request_duration_seconds_sum', { op: op(l.opcode) }, l.sum));
+      latency.push(sample('lxcfs_ts_request_duration_seconds_count', { op: op(l.opcode) }, l.count));
     }
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+    const cpu = process.cpuUsage();
+    const families = [
+      family('lxcfs_ts_requests_total', 'counter', 'FUSE requests answered, by operation and file',
+        totals.requests.map((r) => sample('lxcfs_ts_requests_total', { op: op(r.opcode), file: r.label }, r.count))),
+      family('lxcfs_ts_request_errors_total', 'counter', 'FUSE requests answered with an error, by operation and errno',
+        totals.errors.map((e) => sample('lxcfs_ts_request_errors_total', { op: op(e.opcode), errno: String(e.errno) }, e.count))),
+      family('lxcfs_ts_request_duration_seconds', 'histogram', 'Time to answer a FUSE request, by operation', latency),
+      family('lxcfs_ts_fallbacks_total', 'counter', 'Requests answered with host content because they missed their deadline',
+        [sample('lxcfs_ts_fallbacks_total', {}, pool.rescues)]),
+      family('lxcfs_ts_worker_restarts_total', 'counter', 'Request worker threads that died and were replaced',
+        [sample('lxcfs_ts_worker_restarts_total', {}, pool.restarts)]),
+      family('lxcfs_ts_server_restarts_total', 'counter', 'Serving processes replaced on this FUSE connection before the current one',
+        [sample('lxcfs_ts_server_restarts_total', {}, this.sources.serverRestarts)]),
+      family('lxcfs_ts_workers', 'gauge', 'Request worker threads, by state', [
+        sample('lxcfs_ts_workers', { state: 'serving' }, pool.serving),
+        sample('lxcfs_ts_workers', { state: 'stuck' }, pool.stuck),
+      ]),
+      family('lxcfs_ts_repairs_total', 'counter', 'Stale view mounts found in containers, by result',
+        this.repairs.samples().map((s) => sample('lxcfs_ts_repairs_total', s.labels, s.value))),
+      family('lxcfs_ts_process_resident_memory_bytes', 'gauge', 'Resident memory of the serving process',
+        [sample('lxcfs_ts_process_resident_memory_bytes', {}, residentBytes())]),
+      family('lxcfs_ts_process_open_fds', 'gauge', 'Open file descriptors of the serving process',
+        [sample('lxcfs_ts_process_open_fds', {}, openFds())]),
+      family('lxcfs_ts_process_cpu_seconds_total', 'counter', 'CPU time of the serving process (all threads)',
+        [sample('lxcfs_ts_process_cpu_seconds_total', {}, (cpu.user + cpu.system) / 1e6)]),
+    ];
+    return `${families.join('\n')}\n`;
   }
+}
 
-  reset() {}
+function residentBytes(): number {
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return match ? Number(match[1]) * 1024 : 0;
+}
+
+function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
 }

@@ -36,12 +36,7 @@ const recorder = new RequestRecorder(data.stats, data.slot);
 const dispatcher = new RequestDispatcher(fs, log, (opcode, nodeid, errno, seconds) =>
   recorder.record(opcode, fs.labelOf(nodeid), errno, seconds),
 );
-// Loaded and ready: wait to be told to serve. A standby worker waits here so that replacing a
-// stuck or dead one needs no module loading (which could wait on a libuv thread pool that the
-// process's own reads of the mount keep busy).
-parentPort?.once('message', () => {
-  const slot = new WorkerSlot(data.watch, data.slot);
-  const end = runRequestLoop(data.fd, dispatcher, data.sizes, log, slot);
-  parentPort?.postMessage({ type: 'ended', slot: data.slot, reason: end });
-});
+const slot = new WorkerSlot(data.watch, data.slot);
 parentPort?.postMessage({ type: 'ready', slot: data.slot });
+const end = runRequestLoop(data.fd, dispatcher, data.sizes, log, slot);
+parentPort?.postMessage({ type: 'ended', slot: data.slot, reason: end });

@@ -37,14 +37,12 @@ const SLOTS = 32;
 
 interface Running {
   worker: Worker;
-  /** 'standby' workers are loaded but wait for the word to serve. */
-  role: 'serve' | 'standby';
   retired: boolean;
   ready: boolean;
 }
 
 export interface PoolStatus {
-  /** Worker threads alive, stuck and standby ones included. */
+  /** Worker threads alive, stuck ones included. */
   threads: number;
   serving: number;
   stuck: number;
@@ -77,8 +75,7 @@ export class RequestWorkerPool extends EventEmitter {
   }
 
   start(): void {
-    for (let i = 0; i < this.options.count; i++) this.spawn('serve');
-    this.spawn('standby');
+    for (let i = 0; i < this.options.count; i++) this.spawn();
     const period = Math.max(20, Math.min(250, Math.floor(this.options.deadlineMs / 4)));
     this.timer = setInterval(() => this.enforceDeadlines(), period);
     this.timer.unref();
@@ -88,7 +85,6 @@ export class RequestWorkerPool extends EventEmitter {
     let serving = 0;
     let stuck = 0;
     for (const [slot, r] of this.running) {
-      if (r.role !== 'serve') continue;
       if (r.retired || this.watch.busyForMs(slot) > this.options.deadlineMs) stuck++;
       else if (r.ready) serving++;
     }
@@ -101,8 +97,8 @@ export class RequestWorkerPool extends EventEmitter {
     if (this.timer) clearInterval(this.timer);
   }
 
-  private spawn(role: Running['role']): void {
-    const limit = this.options.count + 1 + (this.options.maxStuckWorkers ?? 4);
+  private spawn(): void {
+    const limit = this.options.count + (this.options.maxStuckWorkers ?? 4);
     const slot = this.running.size < limit ? this.freeSlots.shift() : undefined;
     if (slot === undefined) {
       this.log.error(
@@ -123,14 +119,17 @@ export class RequestWorkerPool extends EventEmitter {
     };
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), {
       workerData: data,
-      resourceLimits: { maxOldGenerationSizeMb: this.options.maxOldGenerationSizeMb ?? 64 },
+      resourceLimits: { maxOldGenerationSizeMb: this.options.maxOldGenerationSizeMb ?? 64, maxYoungGenerationSizeMb: 2 },
     });
-    const entry: Running = { worker, role, retired: false, ready: false };
+    const entry: Running = { worker, retired: false, ready: false };
     this.running.set(slot, entry);
     worker.on('message', (msg: { type: string; reason?: string }) => {
       if (msg.type === 'ready') {
         entry.ready = true;
-        if (entry.role === 'serve') this.serve(entry);
+        if (!this.announcedReady && this.serving() >= this.options.count) {
+          this.announcedReady = true;
+          this.emit('ready');
+        }
       } else if (msg.type === 'ended' && msg.reason === 'unmounted') {
         this.unmounted = true;
       }
@@ -145,51 +144,27 @@ export class RequestWorkerPool extends EventEmitter {
       }
       if (entry.retired) {
         // Its replacement may have been refused while too many threads were stuck.
-        if (this.active() < this.options.count) this.replace();
+        if (this.active() < this.options.count) this.spawn();
         return;
       }
       this.restarts++;
-      this.log.error({ slot, code, role: entry.role }, 'request worker exited unexpectedly; replacing it');
+      this.log.error({ slot, code }, 'request worker exited unexpectedly; replacing it');
       setTimeout(() => {
-        if (this.stopping || this.unmounted) return;
-        if (entry.role === 'serve') this.replace();
-        else this.spawn('standby');
+        if (!this.stopping && !this.unmounted) this.spawn();
       }, RESTART_DELAY_MS);
     });
-  }
-
-  private serve(entry: Running): void {
-    entry.role = 'serve';
-    entry.worker.postMessage({ type: 'start' });
-    if (!this.announcedReady && this.serving() >= this.options.count) {
-      this.announcedReady = true;
-      this.emit('ready');
-    }
-  }
-
-  /** Puts the loaded standby to work at once (and loads a new standby), or starts a fresh worker. */
-  private replace(): void {
-    const standby = [...this.running.values()].find((r) => r.role === 'standby' && !r.retired);
-    if (standby?.ready) {
-      this.serve(standby);
-      this.spawn('standby');
-    } else if (standby) {
-      standby.role = 'serve'; // it starts serving as soon as it has loaded
-    } else {
-      this.spawn('serve');
-    }
   }
 
   /** Workers that are (or will be, once loaded) taking requests. */
   private active(): number {
     let n = 0;
-    for (const r of this.running.values()) if (r.role === 'serve' && !r.retired) n++;
+    for (const r of this.running.values()) if (!r.retired) n++;
     return n;
   }
 
   private serving(): number {
     let n = 0;
-    for (const r of this.running.values()) if (r.role === 'serve' && r.ready && !r.retired) n++;
+    for (const r of this.running.values()) if (r.ready && !r.retired) n++;
     return n;
   }
 
@@ -212,7 +187,7 @@ export class RequestWorkerPool extends EventEmitter {
         { slot, elapsedMs, opcode: request.readUInt32LE(4), pid: request.readUInt32LE(32) },
         'request missed its deadline: answered with the fallback, worker replaced',
       );
-      this.replace();
+      this.spawn();
     }
   }
 }

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cliPath, isMounted, startDaemon, waitFor } from '../../helpers/daemon.js';
+import { cliPath, exitOf, isMounted, startDaemon, waitFor } from '../../helpers/daemon.js';
 import { needsRoot } from '../../helpers/root.js';
 
 function runCli(args: string[], timeout = 20_000) {
@@ -142,4 +142,16 @@ test('not being root is explained', (t) => {
   );
   assert.equal(result.status, 1);
   assert.match(result.stderr, /must run as root/);
+});
+
+test('an unmount from outside makes the daemon exit (1) instead of serving a dead connection', async (t) => {
+  if (!needsRoot(t)) return;
+  const daemon = await startDaemon();
+  try {
+    assert.equal(spawnSync('umount', [daemon.mountpoint]).status, 0);
+    assert.equal(await exitOf(daemon.child, 10_000), 1);
+    assert.match(daemon.stderr(), /closed from outside/);
+  } finally {
+    daemon.cleanup();
+  }
 });

@@ -162,7 +162,8 @@ export async function assertNothingLeft(runPid: number, token: string): Promise<
   };
 
   try {
-    await waitFor('the sandbox to be gone', () => left() === undefined, 3000);
+    // Generous: on a loaded machine the kernel may take a few seconds to reap everything.
+    await waitFor('the sandbox to be gone', () => left() === undefined, 10_000);
   } catch {
     throw new Error(`the run left things behind: ${JSON.stringify(left())}`);
   }
