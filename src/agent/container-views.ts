@@ -357,7 +357,8 @@ class ContainerViews implements ViewSource {
    * procs_running / procs_blocked for /proc/stat with `-l`: the sampler's last count of the
    * container. A container that reads /proc/stat is registered with the sampler (which counts it
    * within 250 ms), so `vmstat` gets its r and b columns without the container ever reading
-   * /proc/loadavg; until the first count, the caller itself is the one running thread.
+   * /proc/loadavg. The caller counts as running (it is, while it reads: the kernel's count
+   * includes the reader too); until the first count it is the one running thread.
    */
   private procsFromSampler(caller: CallerContext): { running: number; blocked: number } | null {
     if (!this.options.enableLoadavg) return null;
@@ -370,7 +371,7 @@ class ContainerViews implements ViewSource {
       const p = this.loads.payload;
       return p[at + LoadSlot.sampledAtMs] === 0
         ? { running: 1, blocked: 0 }
-        : { running: p[at + LoadSlot.runnable]!, blocked: p[at + LoadSlot.blocked]! };
+        : { running: Math.max(1, p[at + LoadSlot.runnable]!), blocked: p[at + LoadSlot.blocked]! };
     });
   }
 
@@ -391,8 +392,9 @@ class ContainerViews implements ViewSource {
     if (values === null) return null;
     const sampled = values[LoadSlot.sampledAtMs]! > 0;
     const avg = [values[LoadSlot.avg1]!, values[LoadSlot.avg5]!, values[LoadSlot.avg15]!];
-    const running = sampled ? values[LoadSlot.runnable]! : 0;
-    const threads = sampled ? values[LoadSlot.threads]! : 1;
+    // The caller is a running thread of the container while it reads, as the kernel counts it.
+    const running = Math.max(1, sampled ? values[LoadSlot.runnable]! : 0);
+    const threads = Math.max(running, sampled ? values[LoadSlot.threads]! : 1);
     return Buffer.from(
       renderLoadavg(
         avg,
