@@ -278,3 +278,35 @@ for (const v of variants) {
     });
   });
 }
+
+describe('conformance: without a time namespace (Kubernetes today), lxcfs-ts run --no-timens --cpus 1', () => {
+  it('uptime and btime are the host\'s, so ps start and elapsed times stay consistent', async (t) => {
+    if (!requireRoot(t)) return;
+    const hostUptime = () => Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+    const hostBtime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))![1];
+    const script = [
+      'echo "=== start-epoch"; date +%s',
+      'echo "=== proc-uptime"; cat /proc/uptime',
+      'echo "=== btime"; grep ^btime /proc/stat',
+      'echo "=== uptime-cmd"; uptime',
+      'echo "=== ps"; TZ=UTC ps -eo pid,etimes,etime,lstart,args',
+      'echo "=== now-epoch"; date +%s',
+    ].join('\n');
+    const before = hostUptime();
+    const result = await runLxcfsTs(['run', '--no-timens', '--cpus', '1', '--', 'sh', '-c', script]);
+    const after = hostUptime();
+    assert.equal(result.code, 0, result.stderr);
+    const out = parseSections(result.stdout);
+    const [uptime, idle] = section(out, 'proc-uptime').split(' ').map(Number);
+    assert.ok(uptime! >= before - 0.01 && uptime! <= after + 0.01, `uptime ${uptime} outside the host's ${before}..${after}`);
+    assert.ok(idle! >= 0 && idle! <= uptime!, `idle ${idle} of 1 CPU over ${uptime} s`);
+    assert.equal(section(out, 'btime'), `btime ${hostBtime}`);
+    assert.notEqual(parseUptimeCommand(section(out, 'uptime-cmd')).up, '0 min');
+    const now = numberIn(out, 'now-epoch');
+    const lifetime = now - numberIn(out, 'start-epoch');
+    for (const row of parsePs(section(out, 'ps'))) {
+      assert.ok(row.lstart <= now + 1, `ps: ${row.args} starts in the future`);
+      assert.ok(row.etimes >= 0 && row.etimes <= lifetime + 2, `ps: ${row.args} elapsed ${row.etimes} s in a ${lifetime} s old sandbox`);
+    }
+  });
+});
