@@ -82,10 +82,11 @@ export class CpuReader {
 
   /**
    * cpuacct.usage_all: a `cpu user system` header, then `<cpu> <user ns> <system ns>` per CPU.
-   * Since Linux 5.15 its user and system columns are sampled at scheduler ticks (a whole tick goes
-   * to whoever runs when it fires), which overstates a throttled or contended container's time by
-   * 10-30 %; cpuacct.usage_percpu is the exact run time per CPU. So each CPU's exact time is split
-   * into user and system in the proportion usage_all gives.
+   * On current kernels (since a late-2021 cpuacct fix) its user and system columns are the
+   * scheduler-tick samples (a whole tick goes to whoever runs when it fires), which overstated a
+   * throttled container on a busy 2-CPU host by 10-30 % here; cpuacct.usage_percpu is the exact
+   * run time per CPU (what CFS enforces the quota on). So each CPU's exact time is split into user
+   * and system in the proportion usage_all gives.
    * Older kernels lack usage_all: usage_percpu_{user,sys}, then usage_percpu (totals counted as user).
    */
   private readCpuacct(dir: string): CpuUsage | null {

@@ -20,8 +20,10 @@ import { defaultViewOptions, type ViewOptions } from '../../../src/common/option
 import { field, nsPidToHost, requireRootAndV1, sleep, TestCgroups } from '../cgroup/real-cgroups.js';
 import { type LxcfsView, runLxcfsTs, startLxcfsView } from '../sandbox/helpers.js';
 import {
+  busyIdle,
   conformanceFixtures,
   cpuList,
+  type CpuLines,
   meminfoFields,
   numberIn,
   parseFree,
@@ -32,6 +34,8 @@ import {
 } from './program-output.js';
 
 const MiB = 1024 * 1024;
+const near = (actual: number, expected: number, tolerance: number, what: string) =>
+  assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual}, expected ${expected} ± ${tolerance}`);
 const hostOnline = cpuList(readFileSync('/sys/devices/system/cpu/online', 'latin1'));
 let lxcfs: LxcfsView | null = null;
 
@@ -115,7 +119,7 @@ describe('differential: Debian lxcfs and lxcfs-ts', () => {
     const runPrograms = async (viewArgs: string[]) => {
       const script = join(conformanceFixtures, 'programs.sh');
       const result = await runLxcfsTs(
-        ['run', ...viewArgs, ...limits, '--', 'sh', script, process.execPath, conformanceFixtures, '1', '1'],
+        ['run', ...viewArgs, ...limits, '--', 'sh', script, process.execPath, conformanceFixtures, '2', '2'],
         90_000,
       );
       assert.equal(result.code, 0, `run ${viewArgs.join(' ')} failed (${result.code}): ${result.stderr}`);
@@ -146,6 +150,18 @@ describe('differential: Debian lxcfs and lxcfs-ts', () => {
       both((s) => numberIn(s, 'getconf-onln'), 'getconf _NPROCESSORS_ONLN', 1);
       both((s) => numberIn(s, 'python-cpu-count'), 'Python os.cpu_count()', 1);
       both((s) => (JSON.parse(section(s, 'node')) as { cpus: number }).cpus, 'Node os.cpus().length', 1);
+    });
+
+    it('CPU time of two busy loops against the 1-CPU quota, as each /proc/stat accounts it (reported, not compared)', (t) => {
+      for (const [name, s] of [['lxcfs-ts', ours], ['lxcfs', theirs]] as const) {
+        const busy = JSON.parse(section(s, 'busy')) as { wall: number; childrenCpu: number; selfCpu: number; statBefore: CpuLines; statAfter: CpuLines };
+        const accounted = busyIdle(busy.statAfter[0]!).busy - busyIdle(busy.statBefore[0]!).busy;
+        const idle = busyIdle(busy.statAfter[0]!).idle - busyIdle(busy.statBefore[0]!).idle;
+        t.diagnostic(
+          `${name}: wall ${busy.wall.toFixed(2)} s, work ${(busy.childrenCpu + busy.selfCpu).toFixed(2)} s, /proc/stat busy ${accounted.toFixed(2)} s, idle ${idle.toFixed(2)} s`,
+        );
+        if (name === 'lxcfs-ts') near(accounted, busy.childrenCpu + busy.selfCpu, 0.05 * busy.wall + 0.1, 'lxcfs-ts busy vs work');
+      }
     });
 
     it('differ as documented: possible, present and the cpuN directories (LXCFS: the host\'s), so getconf _NPROCESSORS_CONF and lscpu', () => {
