@@ -182,6 +182,13 @@ describe('differential: Debian lxcfs and lxcfs-ts', () => {
       assert.ok(!lscpuOurs.has('Off-line CPU(s) list'));
     });
 
+    it('differ as documented: slabinfo is root\'s only, as on the host (LXCFS: readable by any user)', () => {
+      const slabinfo = (s: Map<string, string>) =>
+        section(s, 'unprivileged').split('\n').find((l) => l.startsWith('/proc/slabinfo '));
+      assert.equal(slabinfo(ours), '/proc/slabinfo denied');
+      assert.equal(slabinfo(theirs), '/proc/slabinfo readable');
+    });
+
     it('differ as documented: /proc/swaps layout', () => {
       const hostHeader = readFileSync('/proc/swaps', 'latin1').split('\n')[0];
       const sizes = (s: Map<string, string>) =>

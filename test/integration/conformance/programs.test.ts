@@ -9,7 +9,7 @@
  * program's output in a section of its own; the checks below parse those sections.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -265,6 +265,17 @@ for (const v of variants) {
         // at least one 5 s sampling round saw the busy processes
         assert.ok(before.avg[0]! >= 0.05, `1-minute load ${before.avg[0]} after ${v.busyProcs} busy processes`);
       }
+    });
+
+    it('an unprivileged process reads what it could read on the host: every view file but slabinfo', (t) => {
+      if (!requireRoot(t)) return;
+      for (const line of section(out, 'unprivileged').split('\n')) {
+        const [file, verdict] = line.split(' ');
+        // the host's own file, as a user other than its owner would find it
+        const othersMayRead = (statSync(file!).mode & 0o004) !== 0;
+        assert.equal(verdict, othersMayRead ? 'readable' : 'denied', `${file} as uid 65534`);
+      }
+      assert.match(section(out, 'unprivileged'), /^\/proc\/slabinfo denied$/m);
     });
 
     it('no view file is empty', (t) => {
