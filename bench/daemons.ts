@@ -106,17 +106,22 @@ export function cpuSeconds(d: BenchDaemon): number {
   return total;
 }
 
-/** Resident memory (MiB) of each of the daemon's processes, now and at peak. */
-export function memory(d: BenchDaemon): { pid: number; rssMiB: number; peakMiB: number; threads: number }[] {
+/**
+ * Memory (MiB) of each of the daemon's processes: resident now and at peak, and the proportional
+ * share (PSS), which counts pages shared between processes (the node binary) only once overall.
+ */
+export function memory(d: BenchDaemon): { pid: number; rssMiB: number; peakMiB: number; pssMiB: number; threads: number }[] {
   return d.pids().flatMap((pid) => {
     try {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+      const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      const kb = (text: string, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
       return [
         {
           pid,
-          rssMiB: kb('VmRSS') / 1024,
-          peakMiB: kb('VmHWM') / 1024,
+          rssMiB: kb(status, 'VmRSS') / 1024,
+          peakMiB: kb(status, 'VmHWM') / 1024,
+          pssMiB: kb(rollup, 'Pss') / 1024,
           threads: readdirSync(`/proc/${pid}/task`).length,
         },
       ];
