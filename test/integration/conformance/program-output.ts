@@ -181,12 +181,11 @@ export function parsePs(text: string): PsRow[] {
 }
 
 /**
- * The row of the `ps` that printed the table. procps 4.0.2 computes ELAPSED from the uptime it
- * read as a double times HZ, truncated, and leaves the value unset when that is not after the
- * process's start tick: a process started within the tick of ps's own uptime read (ps itself,
- * often) then shows garbage (4123168608). In a time namespace, whose small uptimes hit the
- * rounding more often, about 3 % of `ps -eo etimes` runs show it for the ps row, with the
- * kernel's own /proc as with the view (47 and 32-42 of 1500 runs here; 0 of 1500 on the host).
+ * The row of the `ps` that printed the table. procps 4.0.2 sometimes prints a garbage ELAPSED
+ * (4123168608, what it shows for a start after the uptime it read) for its own row, which starts
+ * in about the clock tick in which ps reads the uptime: in a time namespace about 3 % of
+ * `ps -eo etimes` runs, with the kernel's own /proc as with the view (47 and 32-42 of 1500 runs
+ * here; 0 of 1500 on the host). Its start date is still checked.
  */
 export function isPsItself(row: PsRow): boolean {
   return /^ps /.test(row.args);
