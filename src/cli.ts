@@ -6,6 +6,7 @@ type CommandMain = (argv: string[]) => Promise<number>;
 
 const subcommands: Record<string, () => Promise<{ main: CommandMain }>> = {
   run: () => import('./sandbox/run-command.js'),
+  repair: () => import('./agent/repair/repair-command.js'),
   webhook: () => import('./webhook/webhook-command.js'),
   inject: () => import('./webhook/inject-command.js'),
 };

@@ -8,6 +8,7 @@ import { parseListenAddress } from './health-server.js';
 
 export const DEFAULT_MOUNTPOINT = '/var/lib/lxcfs';
 export const DEFAULT_HEALTH_PORT = 9716;
+export const DEFAULT_REPAIR_INTERVAL_S = 5;
 
 export interface DaemonArgs {
   mountpoint: string;
@@ -23,6 +24,13 @@ export interface DaemonArgs {
   requestTimeoutSec: number;
   deadlineMs: number;
   healthAddress: { host: string; port: number } | null;
+  /** Repair containers' stale binds at start and every repairIntervalMs (0: at start only). */
+  repair: boolean;
+  repairIntervalMs: number;
+  /** Make the mountpoint's parent directory a shared mount if it is not on one. */
+  shareParent: boolean;
+  /** On SIGTERM/SIGINT, detach containers' binds of the view (they read the host's files) and record them for the next start. */
+  unbindOnStop: boolean;
 }
 
 export type ParsedDaemonArgs = { kind: 'run'; args: DaemonArgs } | { kind: 'help' } | { kind: 'version' };
@@ -31,6 +39,7 @@ export class UsageError extends Error {}
 
 export const daemonUsage = `Usage: lxcfs-ts [options] [MOUNTPOINT]
        lxcfs-ts run [options] -- CMD [ARGS...]     run CMD in a sandbox that sees the view (see run --help)
+       lxcfs-ts repair [MOUNTPOINT]                repair containers' stale binds now (see repair --help)
 
 Serves container-aware /proc and /sys files over FUSE at MOUNTPOINT (default ${DEFAULT_MOUNTPOINT}),
 for binding over a container's /proc/meminfo, /proc/cpuinfo, ... Runs in the foreground; stop it
@@ -59,6 +68,18 @@ Options of lxcfs-ts:
                             the host's content instead, and its thread is replaced (default 1000)
       --health-address A    HOST:PORT serving /healthz, /readyz and /metrics (Prometheus), or off
                             (default 127.0.0.1:${DEFAULT_HEALTH_PORT}); if the port is taken, serving goes on without it
+
+Containers (see "Resilience" in the README):
+      --repair-interval S   look for containers whose binds of the view come from a dead connection
+                            (a crashed or replaced daemon) every S seconds and re-bind them to this
+                            view; it is also done at start (default ${DEFAULT_REPAIR_INTERVAL_S}; 0: at start only)
+      --no-repair           never change mounts in containers' mount namespaces
+      --no-share-parent     do not make the mountpoint's parent directory a shared mount (by default
+                            it is made one if it is not on one, so containers that have the parent
+                            directory with rslave propagation see a restarted view)
+      --unbind-on-stop      planned stop (rollouts): on SIGTERM or SIGINT, first detach containers'
+                            binds of the view, so they read the host's /proc files instead of failing
+                            while no daemon runs; the next start binds them again
 `;
 
 export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
@@ -90,6 +111,10 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     requestTimeoutSec: 0,
     deadlineMs: 1000,
     healthAddress: { host: '127.0.0.1', port: DEFAULT_HEALTH_PORT },
+    repair: !(values['no-repair'] ?? false),
+    repairIntervalMs: DEFAULT_REPAIR_INTERVAL_S * 1000,
+    shareParent: !(values['no-share-parent'] ?? false),
+    unbindOnStop: values['unbind-on-stop'] ?? false,
   };
   for (const option of (values.o?.[0] ?? '').split(',').filter(Boolean)) applyMountOption(args, option);
   if (values['log-level'] !== undefined) {
@@ -104,6 +129,9 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
   }
   if (values['deadline-ms'] !== undefined) {
     args.deadlineMs = positiveInteger('--deadline-ms', values['deadline-ms'], 10, 60_000);
+  }
+  if (values['repair-interval'] !== undefined) {
+    args.repairIntervalMs = positiveInteger('--repair-interval', values['repair-interval'], 0, 86_400) * 1000;
   }
   if (values['health-address'] !== undefined) {
     try {
@@ -136,6 +164,10 @@ function parse(argv: string[]) {
       'request-timeout': { type: 'string' },
       'deadline-ms': { type: 'string' },
       'health-address': { type: 'string' },
+      'repair-interval': { type: 'string' },
+      'no-repair': { type: 'boolean' },
+      'no-share-parent': { type: 'boolean' },
+      'unbind-on-stop': { type: 'boolean' },
       // LXCFS accepts -s (single-threaded, ignored since it is always multithreaded).
       s: { type: 'boolean', short: 's' },
     },

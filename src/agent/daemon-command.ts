@@ -12,11 +12,18 @@ import { packageVersion } from '../common/version.js';
 import { type NegotiatedSession, negotiateInit } from '../fuse/init.js';
 import { MountError, mountFuse, openFuseDevice, unmount } from '../fuse/mount.js';
 import { type DaemonArgs, daemonUsage, parseDaemonArgs, UsageError } from './daemon-args.js';
+import { readMountinfo } from './mountinfo.js';
 import { canonicalMountpoint, prepareMountpoint, requireRoot, StartupError } from './preflight.js';
-import { SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
+import { unbindForStop } from './repair/planned-stop.js';
+import { RepairWatcher } from './repair/repair-watcher.js';
+import { topmostAt } from './repair/view-mounts.js';
+import { type RepairTotalsMessage, SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
+import { ensureSharedParent } from './shared-parent.js';
 
 const MAX_RESTART_DELAY_MS = 5_000;
 const STOP_GRACE_MS = 3_000;
+/** How long a planned stop may spend detaching containers' binds before it unmounts anyway. */
+const UNBIND_TIMEOUT_MS = 20_000;
 
 export async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseDaemonArgs>;
@@ -53,6 +60,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
   requireRoot();
   const mountpoint = canonicalMountpoint(args.mountpoint);
   prepareMountpoint(mountpoint, args.allowNonEmpty, log);
+  if (args.shareParent) ensureSharedParent(mountpoint, log);
   const fd = openFuseDevice();
   mountFuse({ fd, mountpoint, source: 'lxcfs', subtype: 'lxcfs', options: ['ro', 'default_permissions'] });
   let session: NegotiatedSession;
@@ -73,6 +81,9 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     'mounted',
   );
   if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`, { mode: 0o644 });
+  // The connection's device number: every bind of this view in any container shows it.
+  const liveDevice = topmostAt(readMountinfo(), mountpoint)?.device;
+  if (!liveDevice) log.warn({ mountpoint }, 'the new mount is not in the mount table; containers will not be repaired');
 
   const baseConfig: Omit<ServeConfig, 'generation'> = {
     view: {
@@ -99,6 +110,23 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     let restartDelay = 0;
     let startedAt = 0;
     let ready = false;
+    // Repairs start right away: a re-bound file answers as soon as the serving process is up.
+    const watcher =
+      args.repair && liveDevice
+        ? new RepairWatcher({
+            mountpoint,
+            liveDevice,
+            intervalMs: args.repairIntervalMs,
+            log: log.child({ component: 'repair' }),
+            onTotals: () => sendRepairTotals(),
+          })
+        : null;
+    // The totals live here; the serving process (which serves /metrics) gets them when it starts and when they change.
+    const sendRepairTotals = () => {
+      if (!watcher || !child?.connected) return;
+      const message: RepairTotalsMessage = { type: 'repairs', totals: { ...watcher.totals } };
+      child.send(message);
+    };
 
     const startServer = () => {
       const config: ServeConfig = { ...baseConfig, generation };
@@ -114,6 +142,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
         if (msg.type !== 'ready') return;
         ready = true;
         log.info({ serverPid: thisChild.pid, generation: config.generation }, 'serving');
+        sendRepairTotals();
       });
       thisChild.on('exit', (code, signal) => {
         if (child === thisChild) child = null;
@@ -122,6 +151,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
           // The serving process only exits by itself when the connection is gone: someone
           // unmounted the view (or aborted the connection) behind our back. Nothing left to serve.
           stopping = true;
+          void watcher?.stop();
           log.error({ mountpoint }, 'the FUSE connection was closed from outside (unmounted or aborted); exiting');
           closeSync(fd);
           if (args.pidfile) rmSync(args.pidfile, { force: true });
@@ -143,9 +173,19 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       });
     };
 
-    const stop = (signal: string) => {
+    const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
+      await watcher?.stop();
+      if (args.unbindOnStop && liveDevice) {
+        log.info({ signal, mountpoint }, 'planned stop: detaching containers\' binds of the view');
+        await Promise.race([
+          unbindForStop({ mountpoint, liveDevice, log }).catch((err: unknown) =>
+            log.error({ err }, 'planned stop: detaching the binds failed'),
+          ),
+          new Promise((resolve) => setTimeout(resolve, UNBIND_TIMEOUT_MS).unref()),
+        ]);
+      }
       log.info({ signal, mountpoint }, 'stopping: unmounting');
       const result = unmount(mountpoint, true);
       if (!result.ok) log.error({ mountpoint, message: result.message }, 'unmount failed');
@@ -164,8 +204,9 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       });
       running.kill('SIGTERM');
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
     startServer();
+    watcher?.start();
   });
 }

@@ -14,25 +14,11 @@ export interface AgentMetricSources {
   pool: () => PoolStatus;
   /** Serving processes started before this one on the same connection. */
   serverRestarts: number;
+  /** Container repairs by result, counted by the supervisor (which runs them) since it started. */
+  repairs: () => Readonly<Record<string, number>>;
 }
 
 type Labels = Record<string, string>;
-
-/** A counter with labels, for events counted on this thread. */
-export class LabeledCounter {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-
-  inc(labels: Labels, by = 1): void {
-    const key = JSON.stringify(labels);
-    const entry = this.values.get(key) ?? { labels, value: 0 };
-    entry.value += by;
-    this.values.set(key, entry);
-  }
-
-  samples(): { labels: Labels; value: number }[] {
-    return [...this.values.values()];
-  }
-}
 
 function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -49,7 +35,6 @@ function family(name: string, type: string, help: string, lines: string[]): stri
 
 export class AgentMetrics {
   readonly contentType = 'text/plain; version=0.0.4; charset=utf-8';
-  readonly repairs = new LabeledCounter();
 
   constructor(private readonly sources: AgentMetricSources) {}
 
@@ -85,8 +70,9 @@ export class AgentMetrics {
         sample('lxcfs_ts_workers', { state: 'serving' }, pool.serving),
         sample('lxcfs_ts_workers', { state: 'stuck' }, pool.stuck),
       ]),
-      family('lxcfs_ts_repairs_total', 'counter', 'Stale view mounts found in containers, by result',
-        this.repairs.samples().map((s) => sample('lxcfs_ts_repairs_total', s.labels, s.value))),
+      family('lxcfs_ts_repairs_total', 'counter',
+        'Binds of the view in containers: repaired (stale, re-bound), restored (after a planned stop), failed, unreachable (the container cannot see the view)',
+        Object.entries(this.sources.repairs()).map(([result, count]) => sample('lxcfs_ts_repairs_total', { result }, count))),
       family('lxcfs_ts_process_resident_memory_bytes', 'gauge', 'Resident memory of the serving process',
         [sample('lxcfs_ts_process_resident_memory_bytes', {}, residentBytes())]),
       family('lxcfs_ts_process_open_fds', 'gauge', 'Open file descriptors of the serving process',

@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { unmount } from '../fuse/mount.js';
 import { mountsAt, readMountinfo } from './mountinfo.js';
+import { probeConnectionSync } from './repair/path-probe.js';
 
 export class StartupError extends Error {}
 
@@ -63,7 +64,17 @@ export function prepareMountpoint(mountpoint: string, allowNonEmpty: boolean, lo
       throw new StartupError(`cannot use mountpoint ${mountpoint}: ${(err as Error).message}`);
     }
   }
-  const top = mountsAt(readMountinfo(), mountpoint).at(-1);
+  let top = mountsAt(readMountinfo(), mountpoint).at(-1);
+  // stat() above can succeed on a dead FUSE mount for as long as the kernel caches the root's
+  // attributes (a restart right after a crash): statfs always asks the daemon, so it tells.
+  for (let attempt = 0; attempt < 8 && top?.fstype.startsWith('fuse') && probeConnectionSync(mountpoint) === 'dead'; attempt++) {
+    const result = unmount(mountpoint, true);
+    if (!result.ok) {
+      throw new StartupError(`${mountpoint} is a dead FUSE mount and detaching it failed: ${result.message}`);
+    }
+    log.warn({ mountpoint }, 'detached a dead FUSE mount left behind by an instance that stopped without unmounting');
+    top = mountsAt(readMountinfo(), mountpoint).at(-1);
+  }
   if (top?.fstype.startsWith('fuse')) {
     throw new StartupError(
       `${mountpoint} is already served by a running FUSE filesystem (${top.fstype}, source ${top.source}); stop that instance first (or unmount it: umount -l ${mountpoint}), or pick another mountpoint`,

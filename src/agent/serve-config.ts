@@ -1,6 +1,7 @@
 import type { LogLevel } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
 import type { NegotiatedSession } from '../fuse/init.js';
+import type { RepairResult } from './repair/view-repairer.js';
 
 /** What the supervisor tells each serving process it starts (passed as JSON in the environment). */
 export interface ServeConfig {
@@ -23,3 +24,9 @@ export interface ServeConfig {
 export const SERVE_CONFIG_ENV = 'LXCFS_TS_SERVE_CONFIG';
 /** The serving process finds the /dev/fuse connection on this descriptor. */
 export const SERVE_FUSE_FD = 3;
+
+/** Sent by the supervisor (which runs the repairs) to the serving process (which serves /metrics). */
+export interface RepairTotalsMessage {
+  readonly type: 'repairs';
+  readonly totals: Readonly<Record<RepairResult, number>>;
+}

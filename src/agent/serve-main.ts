@@ -15,7 +15,7 @@ import { RequestWorkerPool } from '../fuse/worker-pool.js';
 import { createSharedViewState, startLoadavgSampler } from './container-views.js';
 import { startHealthServer } from './health-server.js';
 import { AgentMetrics } from './metrics.js';
-import { SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
+import { type RepairTotalsMessage, SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
 
 const config = JSON.parse(process.env[SERVE_CONFIG_ENV] ?? 'null') as ServeConfig | null;
 if (!config) {
@@ -112,11 +112,17 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 // blocks the next start as "already served".
 process.on('disconnect', () => leaveNow('supervisor is gone'));
 pool.start();
+// The supervisor repairs containers and sends its running totals here, where /metrics is served.
+let repairs: Readonly<Record<string, number>> = {};
+process.on('message', (msg: Partial<RepairTotalsMessage>) => {
+  if (msg.type === 'repairs' && msg.totals) repairs = msg.totals;
+});
 if (config.healthAddress) {
   const metrics = new AgentMetrics({
     requests: pool.stats,
     pool: () => pool.status(),
     serverRestarts: config.generation,
+    repairs: () => repairs,
   });
   startHealthServer(
     config.healthAddress,

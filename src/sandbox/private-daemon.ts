@@ -22,7 +22,8 @@ import { errnoCode, RunError } from './run-error.js';
 /** `lxcfs-ts` of this very installation: the node binary running us and the compiled cli.js next to this module. */
 export function ownDaemonCommand(): string[] {
   const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
-  return [process.execPath, cli, '-f', '--enable-cfs', '-l'];
+  // --no-repair: a view private to one sandbox has no business in other containers' mounts.
+  return [process.execPath, cli, '-f', '--enable-cfs', '-l', '--no-repair'];
 }
 
 export interface PrivateDaemon {

@@ -62,13 +62,16 @@ export function serverPidOf(supervisorPid: number): number | null {
 
 export async function startDaemon(
   args: string[] = [],
-  options: { mountpoint?: string } = {},
+  options: { mountpoint?: string; shareParent?: boolean } = {},
 ): Promise<RunningDaemon> {
   const workdir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-test-'));
   const mountpoint = options.mountpoint ?? join(workdir, 'mnt');
   // The health endpoint is off unless a test asks for it: tests run daemons side by side.
   const health = args.includes('--health-address') ? [] : ['--health-address', 'off'];
-  const child = spawn(process.execPath, [cliPath, ...health, ...args, mountpoint], {
+  // Making the parent a shared bind of itself is a host mount that outlives the daemon: only for
+  // tests that manage the parent directory themselves.
+  const shareParent = options.shareParent ? [] : ['--no-share-parent'];
+  const child = spawn(process.execPath, [cliPath, ...health, ...shareParent, ...args, mountpoint], {
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true, // own process group, so cleanup reaches the serving process too
   });

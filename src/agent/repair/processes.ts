@@ -1,0 +1,97 @@
+/**
+ * What the repair needs to know about processes, read from /proc: which mount namespace each one
+ * is in (to visit every namespace once), and a process's start time and name (to recognise it
+ * again after a restart, and to name it in reports).
+ */
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+/** Every mount namespace that has a process, as `mnt:[inode]` -> its pids in ascending order. */
+export function listMountNamespaces(procRoot = '/proc'): Map<string, number[]> {
+  const namespaces = new Map<string, number[]>();
+  const pids = readdirSync(procRoot)
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .sort((a, b) => a - b);
+  for (const pid of pids) {
+    let ns: string;
+    try {
+      ns = readlinkSync(`${procRoot}/${pid}/ns/mnt`);
+    } catch {
+      continue; // exited meanwhile, or a kernel thread we may not look at
+    }
+    const list = namespaces.get(ns);
+    if (list) list.push(pid);
+    else namespaces.set(ns, [pid]);
+  }
+  return namespaces;
+}
+
+/** The mount namespace of a process, or null once it is gone. */
+export function mountNamespaceOf(pid: number, procRoot = '/proc'): string | null {
+  try {
+    return readlinkSync(`${procRoot}/${pid}/ns/mnt`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat): with the pid
+ * it identifies one process for the life of the system, even after its pid is reused.
+ */
+export function processStartTime(pid: number, procRoot = '/proc'): string | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The fields after the name, which is in parentheses and may itself contain spaces or ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19] ?? null;
+}
+
+/** The short command name of a process, for messages. */
+export function processName(pid: number, procRoot = '/proc'): string {
+  try {
+    return readFileSync(`${procRoot}/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
+/** Identifies this boot: records written before a reboot describe processes that no longer exist. */
+export function bootId(procRoot = '/proc'): string {
+  return readFileSync(`${procRoot}/sys/kernel/random/boot_id`, 'utf8').trim();
+}
+
+/** How deep in nested pid namespaces a process is (1 for the host's), from the NSpid line of its status. */
+export function pidNamespaceDepth(pid: number, procRoot = '/proc'): number {
+  try {
+    const status = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
+    const line = /^NSpid:\s*(.*)$/m.exec(status);
+    return line ? line[1]!.trim().split(/\s+/).length : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The process to act through in a mount namespace: the one deepest in nested pid namespaces
+ * (the lowest pid among those). A container's mount namespace can also hold processes of the
+ * host's pid namespace (the runtime's helper that created it, an `nsenter -m` from the host):
+ * their root may not be the container's root, and the container's /proc does not list them,
+ * which breaks both path resolution and util-linux inside the namespace.
+ */
+export function namespaceRepresentative(pids: readonly number[], procRoot = '/proc'): number {
+  let best = pids[0]!;
+  let bestDepth = -1;
+  for (const pid of pids) {
+    const depth = pidNamespaceDepth(pid, procRoot);
+    if (depth > bestDepth) {
+      best = pid;
+      bestDepth = depth;
+    }
+  }
+  return best;
+}

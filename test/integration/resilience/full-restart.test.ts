@@ -1,0 +1,106 @@
+/**
+ * The whole daemon is killed (SIGKILL to its process group: supervisor and serving process, as
+ * when a node agent's pod is deleted or OOM-killed) and a fresh one started on the same
+ * mountpoint. Every sandbox's binds now point at a dead connection; the new daemon finds them
+ * from /proc/*\/mountinfo and re-binds its live files into each one from the host, including a
+ * sandbox whose rootfs holds nothing but a static binary (no shell, no mount).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { needsRoot } from '../../helpers/root.js';
+import {
+  freePort,
+  linesOtherThan,
+  recoveredAt,
+  regularFiles,
+  type Sandbox,
+  viewBinds,
+  ViewNode,
+  waitFor,
+} from './helpers.js';
+
+/** The metrics text; the endpoint comes up shortly after the serving process serves. */
+async function scrape(url: string): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await (await fetch(url)).text();
+    } catch (err) {
+      if (attempt >= 40) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+test('SIGKILL of the whole daemon, then a fresh start: every sandbox reads its limit again within 2 s of the new daemon being ready', async (t) => {
+  if (!needsRoot(t)) return;
+  const node = new ViewNode('restart');
+  try {
+    const first = await node.startDaemon();
+    const sandboxes: Sandbox[] = [
+      node.startWatcher('watch-host-128', 128),
+      node.startWatcher('watch-host-192', 192),
+      node.startWatcher('watch-distroless-256', 256, { rootfs: true }),
+    ];
+    await waitFor('every sandbox to read its limit', () =>
+      sandboxes.every((s) => s.lines.some((l) => s.limitLine.test(l.text))),
+    );
+    assert.deepEqual(regularFiles(node.buildProbe().rootfs), ['probe'], 'the rootfs holds one static binary, nothing else');
+    const binds = sandboxes.map((s) => {
+      const pid = s.hostPid();
+      assert.ok(pid, `${s.label} runs`);
+      return viewBinds(pid);
+    });
+    const bindCount = binds.reduce((n, b) => n + b.length, 0);
+    assert.ok(binds.every((b) => b.some((m) => m.mountpoint === '/proc/meminfo')));
+
+    const killedAt = Date.now();
+    process.kill(-first.pid, 'SIGKILL');
+    await waitFor('every sandbox to see the dead connection', () =>
+      sandboxes.every((s) => s.lines.some((l) => l.at > killedAt && l.text === 'missing')),
+    );
+
+    const port = await freePort();
+    const startedAt = Date.now();
+    const second = await node.startDaemon(['--health-address', `127.0.0.1:${port}`]);
+    const readyAt = Date.now();
+    const recovered = new Map<Sandbox, number>();
+    await waitFor(
+      'every sandbox to read its limit again',
+      () => {
+        for (const s of sandboxes) {
+          const at = recoveredAt(s, killedAt, s.limitLine);
+          if (at !== undefined) recovered.set(s, at);
+        }
+        return recovered.size === sandboxes.length;
+      },
+      10_000,
+    );
+    t.diagnostic(`new daemon ready ${readyAt - startedAt} ms after it was started`);
+    for (const s of sandboxes) {
+      const ms = recovered.get(s)! - readyAt;
+      t.diagnostic(`${s.label}: reads its limit again ${ms} ms after the new daemon was ready (${recovered.get(s)! - startedAt} ms after start)`);
+      assert.ok(ms < 2000, `${s.label} recovered in ${ms} ms`);
+      // From the recovery on, nothing but its own limit.
+      assert.deepEqual(linesOtherThan(s, recovered.get(s)!, s.limitLine), []);
+    }
+
+    // The pass logs (and counts) when it is through with every namespace on the host.
+    await waitFor('the repair pass to finish', () => second.stderr().includes('"msg":"repair pass done"'));
+    const pass = /"ms":(\d+),"outcomes":(\d+),"msg":"repair pass done"/.exec(second.stderr());
+    t.diagnostic(`first repair pass: ${pass?.[2]} mounts in ${pass?.[1]} ms (from the mount, binds wait for the serving process)`);
+    const repairLog = second.stderr().split('\n').filter((l) => l.includes('repaired a container\'s stale view mounts'));
+    assert.equal(repairLog.length, sandboxes.length, `one log line per container: ${repairLog.join('\n')}`);
+    const text = await scrape(`http://127.0.0.1:${port}/metrics`);
+    assert.match(text, new RegExp(`^lxcfs_ts_repairs_total\\{result="repaired"\\} ${bindCount}$`, 'm'));
+    assert.match(text, /^lxcfs_ts_repairs_total\{result="failed"\} 0$/m);
+    // Each sandbox's binds now come from the new connection, one per mount point (nothing stacked).
+    for (const s of sandboxes) {
+      const now = viewBinds(s.hostPid()!);
+      assert.equal(new Set(now.map((m) => m.device)).size, 1);
+      assert.notEqual(now[0]!.device, binds[0]![0]!.device);
+      assert.equal(new Set(now.map((m) => m.mountpoint)).size, now.length);
+    }
+  } finally {
+    await node.cleanup();
+  }
+});

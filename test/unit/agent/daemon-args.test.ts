@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseDaemonArgs, UsageError } from '../../../src/agent/daemon-args.js';
+
+function run(argv: string[]) {
+  const parsed = parseDaemonArgs(argv);
+  assert.equal(parsed.kind, 'run');
+  return (parsed as Extract<typeof parsed, { kind: 'run' }>).args;
+}
+
+describe('daemon flags for containers (repair, shared parent, planned stop)', () => {
+  it('repairs every 5 s, shares the parent and does not unbind on stop by default', () => {
+    const args = run(['/var/lib/lxcfs']);
+    assert.equal(args.repair, true);
+    assert.equal(args.repairIntervalMs, 5000);
+    assert.equal(args.shareParent, true);
+    assert.equal(args.unbindOnStop, false);
+  });
+
+  it('takes each one', () => {
+    const args = run(['--repair-interval', '0', '--no-share-parent', '--unbind-on-stop', '--no-repair', '/v']);
+    assert.equal(args.repairIntervalMs, 0);
+    assert.equal(args.shareParent, false);
+    assert.equal(args.unbindOnStop, true);
+    assert.equal(args.repair, false);
+  });
+
+  it('rejects an interval that is not a whole number of seconds', () => {
+    assert.throws(() => parseDaemonArgs(['--repair-interval', '1.5']), UsageError);
+    assert.throws(() => parseDaemonArgs(['--repair-interval', '-1']), UsageError);
+  });
+});

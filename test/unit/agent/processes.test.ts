@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import {
+  listMountNamespaces,
+  namespaceRepresentative,
+  processStartTime,
+} from '../../../src/agent/repair/processes.js';
+
+/** A fake /proc: pid -> [mount namespace, NSpid line, stat line]. */
+function fakeProc(processes: Record<number, [string, string, string]>): string {
+  const root = mkdtempSync(join(tmpdir(), 'lxcfs-ts-unit-proc-'));
+  mkdirSync(join(root, 'self'));
+  for (const [pid, [ns, nspid, stat]] of Object.entries(processes)) {
+    mkdirSync(join(root, pid, 'ns'), { recursive: true });
+    symlinkSync(ns, join(root, pid, 'ns', 'mnt'));
+    writeFileSync(join(root, pid, 'status'), `Name:\tx\nNSpid:\t${nspid}\nVmRSS:\t1 kB\n`);
+    writeFileSync(join(root, pid, 'stat'), stat);
+  }
+  return root;
+}
+
+describe('mount namespaces and the process to act through', () => {
+  const proc = fakeProc({
+    1: ['mnt:[1]', '1', '1 (init) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0'],
+    300: ['mnt:[7]', '300', '300 (sh) S 1 300 300 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 900 0 0'],
+    310: ['mnt:[7]', '310\t1', '310 (my app) (x) S 300 310 310 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 950 0 0'],
+    311: ['mnt:[7]', '311\t2', '311 (worker) S 310 310 310 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 951 0 0'],
+    20: ['mnt:[1]', '20', '20 (kthread) S 2 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 6 0 0'],
+  });
+  after(() => rmSync(proc, { recursive: true, force: true }));
+
+  it('groups pids by mount namespace, lowest first', () => {
+    assert.deepEqual(
+      [...listMountNamespaces(proc)],
+      [
+        ['mnt:[1]', [1, 20]],
+        ['mnt:[7]', [300, 310, 311]],
+      ],
+    );
+  });
+
+  it('acts through the container\'s own processes, not a host-pid-namespace helper in its mount namespace', () => {
+    assert.equal(namespaceRepresentative([300, 310, 311], proc), 310);
+    assert.equal(namespaceRepresentative([1, 20], proc), 1);
+  });
+
+  it('reads the start time after a command name with spaces and parentheses', () => {
+    assert.equal(processStartTime(310, proc), '950');
+    assert.equal(processStartTime(4242, proc), null);
+  });
+});
