@@ -13,7 +13,7 @@ import { type NegotiatedSession, negotiateInit } from '../fuse/init.js';
 import { MountError, mountFuse, openFuseDevice, unmount } from '../fuse/mount.js';
 import { type DaemonArgs, daemonUsage, parseDaemonArgs, UsageError } from './daemon-args.js';
 import { readMountinfo } from './mountinfo.js';
-import { canonicalMountpoint, prepareMountpoint, requireRoot, StartupError } from './preflight.js';
+import { canonicalMountpoint, cgroupNamespaceProblem, prepareMountpoint, requireRoot, StartupError } from './preflight.js';
 import { unbindForStop } from './repair/planned-stop.js';
 import { RepairWatcher } from './repair/repair-watcher.js';
 import { topmostAt } from './repair/view-mounts.js';
@@ -80,6 +80,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     },
     'mounted',
   );
+  const cgroupProblem = cgroupNamespaceProblem(defaultViewOptions.procRoot);
+  if (cgroupProblem) log.error({ mountpoint }, cgroupProblem);
   if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`, { mode: 0o644 });
   // The connection's device number: every bind of this view in any container shows it.
   const liveDevice = topmostAt(readMountinfo(), mountpoint)?.device;

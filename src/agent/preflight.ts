@@ -1,7 +1,7 @@
 /**
  * Start-up checks that turn the usual ways a start goes wrong into a message saying what to do.
  */
-import { mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { unmount } from '../fuse/mount.js';
@@ -88,4 +88,26 @@ export function prepareMountpoint(mountpoint: string, allowNonEmpty: boolean, lo
       );
     }
   }
+}
+
+/**
+ * A process reads every /proc/PID/cgroup relative to the root of its own cgroup namespace. When
+ * the daemon runs in a private one (a container runtime may give one even to a privileged
+ * container), cgroups outside it read as `/../..` paths: callers in other containers cannot be
+ * resolved and would see the host's values. PID 1's cgroups lie outside exactly in that case
+ * (in the host's pid namespace PID 1 is the host's init, at the root of every hierarchy).
+ * Returns what to tell the user, or null when PID 1's cgroups are visible.
+ */
+export function cgroupNamespaceProblem(procRoot: string): string | null {
+  let text: string;
+  try {
+    text = readFileSync(join(procRoot, '1', 'cgroup'), 'utf8');
+  } catch {
+    return null;
+  }
+  const outside = text.split('\n').some((line) => /^\d+:[^:]*:\/\.\.(\/|$)/.test(line));
+  if (!outside) return null;
+  return 'this process is in a private cgroup namespace that does not contain the cgroups of PID 1: ' +
+    'other containers\' cgroups cannot be resolved and they see the host\'s values; run it in the ' +
+    'host\'s cgroup namespace (LXCFS_TS_CGROUPNS=/proc/1/ns/cgroup, with hostPID, makes the launcher join it)';
 }
