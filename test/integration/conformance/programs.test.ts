@@ -223,9 +223,9 @@ for (const v of variants) {
       t.diagnostic(
         `wall ${busy.wall.toFixed(2)} s, work ${work.toFixed(2)} s, /proc/stat busy ${accounted.toFixed(2)} s idle ${idle.toFixed(2)} s`,
       );
-      // the work really ran (a loaded host may slow it down, never to nothing)
+      // the work really ran (other work on the host may slow it down a lot, never to nothing)
       const ceiling = Math.min(v.busyProcs, v.quotaCpus ?? Infinity, v.affinity);
-      assert.ok(work >= 0.3 * ceiling * busy.wall, `only ${work} s of work in ${busy.wall} s`);
+      assert.ok(work >= 0.1 * ceiling * busy.wall, `only ${work} s of work in ${busy.wall} s`);
       near(accounted, work, 0.05 * work + 0.1, '/proc/stat busy time vs the CPU time of the work');
       if (v.quotaCpus !== null) {
         assert.ok(accounted <= v.quotaCpus * busy.wall * 1.05 + 0.1, `busy ${accounted} s > quota ${v.quotaCpus} x ${busy.wall} s`);
