@@ -173,7 +173,8 @@ for (const v of variants) {
       const now = numberIn(out, 'now-epoch');
       const lifetime = now - numberIn(out, 'start-epoch');
       // the sandbox's time namespace starts its uptime at ~0
-      assert.ok(uptime! >= lifetime - 1 && uptime! <= lifetime + 3, `uptime ${uptime} s, sandbox alive ${lifetime} s`);
+      // (the namespace is made a moment before PID 1 starts: more on a loaded host)
+      assert.ok(uptime! >= lifetime - 1 && uptime! <= lifetime + 5, `uptime ${uptime} s, sandbox alive ${lifetime} s`);
       assert.ok(idle! >= 0 && idle! <= v.n * uptime! + 0.1, `idle ${idle} of ${v.n} CPUs over ${uptime} s`);
       assert.equal(parseUptimeCommand(section(out, 'uptime-cmd')).up, '0 min');
       assert.equal(parseTop(section(out, 'top')).up, '0 min');
@@ -237,8 +238,12 @@ for (const v of variants) {
         0,
       );
       near(perCpuBusy, accounted, 0.02 * (v.n + 1), 'per-CPU lines sum to the cpu line');
-      near(busy.uptimeAfter[0]! - busy.uptimeBefore[0]!, busy.wall, 0.1, '/proc/uptime advance');
-      near(busy.uptimeAfter[1]!, after.idle, 0.2, '/proc/uptime idle vs /proc/stat idle');
+      // (reads around the work take a moment, longer on a loaded host)
+      near(busy.uptimeAfter[0]! - busy.uptimeBefore[0]!, busy.wall, 0.3, '/proc/uptime advance');
+      assert.ok(
+        busy.uptimeAfter[1]! >= after.idle - 0.02 && busy.uptimeAfter[1]! <= after.idle + 0.3 * v.n,
+        `/proc/uptime idle ${busy.uptimeAfter[1]} vs /proc/stat idle ${after.idle} read just before`,
+      );
       const end = section(out, 'stat-end')
         .split('\n')
         .filter((l) => l.startsWith('cpu'))
