@@ -353,19 +353,25 @@ class ContainerViews implements ViewSource {
     return Math.max(0, parseUptime(text).uptime + caller.boottimeOffset);
   }
 
-  /** procs_running / procs_blocked for /proc/stat, when the loadavg sampler counts this container. */
+  /**
+   * procs_running / procs_blocked for /proc/stat with `-l`: the sampler's last count of the
+   * container. A container that reads /proc/stat is registered with the sampler (which counts it
+   * within 250 ms), so `vmstat` gets its r and b columns without the container ever reading
+   * /proc/loadavg. The caller counts as running (it is, while it reads: the kernel's count
+   * includes the reader too); until the first count it is the one running thread.
+   */
   private procsFromSampler(caller: CallerContext): { running: number; blocked: number } | null {
     if (!this.options.enableLoadavg) return null;
     const key = loadavgKey(this.layout, caller.paths);
     if (key === null) return null;
-    const ref = this.loads.find(tableKey(key));
+    const ref = this.entry(this.loads, key);
     if (ref === null) return null;
     return this.loads.withEntry(ref, (slot) => {
       const at = slot * this.loads.payloadDoubles;
       const p = this.loads.payload;
       return p[at + LoadSlot.sampledAtMs] === 0
-        ? null
-        : { running: p[at + LoadSlot.runnable]!, blocked: p[at + LoadSlot.blocked]! };
+        ? { running: 1, blocked: 0 }
+        : { running: Math.max(1, p[at + LoadSlot.runnable]!), blocked: p[at + LoadSlot.blocked]! };
     });
   }
 
@@ -386,8 +392,9 @@ class ContainerViews implements ViewSource {
     if (values === null) return null;
     const sampled = values[LoadSlot.sampledAtMs]! > 0;
     const avg = [values[LoadSlot.avg1]!, values[LoadSlot.avg5]!, values[LoadSlot.avg15]!];
-    const running = sampled ? values[LoadSlot.runnable]! : 0;
-    const threads = sampled ? values[LoadSlot.threads]! : 1;
+    // The caller is a running thread of the container while it reads, as the kernel counts it.
+    const running = Math.max(1, sampled ? values[LoadSlot.runnable]! : 0);
+    const threads = Math.max(running, sampled ? values[LoadSlot.threads]! : 1);
     return Buffer.from(
       renderLoadavg(
         avg,

@@ -329,7 +329,7 @@ export class ViewFilesystem implements FuseFilesystem {
     return {
       ino: node.ino,
       size: this.sizeHint(node.path),
-      mode: S_IFREG | 0o444,
+      mode: S_IFREG | node.file.perm,
       nlink: 1,
       uid: 0,
       gid: 0,

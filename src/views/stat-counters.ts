@@ -9,7 +9,13 @@
  *    CPU gets the busy time of the host CPU it stands for, and time spent on host CPUs the
  *    container does not see (v2 always, v1 with a quota-limited N) is spread over the visible
  *    CPUs in proportion to the room each has left (wall time minus its own busy time);
- *  - idle = wall time not busy, per visible CPU, so busy + idle of the N CPUs tracks N x wall time;
+ *  - idle = wall time not busy, per visible CPU, so busy + idle of the N CPUs tracks N x wall time.
+ *    Between two reads a CPU can show more busy time than wall time passed (a quota-limited
+ *    container may run on more host CPUs than it sees, then sit throttled); the excess is kept as
+ *    an idle debt that later idle time pays off first, so idle is not overstated by bursts;
+ *  - the split of a host CPU's time into user and system may shift between samples (v1 derives it
+ *    from tick samples): a component that would go down gives its share to the other one, so the
+ *    total busy time stays exact and neither counter goes backwards;
  *  - on the first read the counters start from the cgroup's whole history over `sinceBootUs` (the
  *    caller's uptime), so they agree with /proc/uptime;
  *  - when N shrinks, the hidden CPUs' counters freeze (they reappear unchanged if N grows again);
@@ -25,13 +31,13 @@ export const CounterLayout = {
   lastUserUs: 2,
   lastSystemUs: 3,
   header: 16,
-  /** per visible slot: shown user, system, idle */
-  slotDoubles: 3,
+  /** per visible slot: shown user, system, idle, then the idle debt (busy time beyond the wall time) */
+  slotDoubles: 4,
 } as const;
 
 /** Doubles a region needs for `slots` host CPUs: header, shown counters per slot, last raw per host CPU. */
 export function counterRegionSize(slots: number): number {
-  return CounterLayout.header + 5 * slots;
+  return CounterLayout.header + (CounterLayout.slotDoubles + 2) * slots;
 }
 
 /** One sample of the container's CPU usage. */
@@ -83,27 +89,25 @@ export function advanceCounters(mem: Float64Array, base: number, slots: number, 
     for (let h = 0; h < count; h++) {
       const u = sample.perCpu[2 * h]!;
       const s = sample.perCpu[2 * h + 1]!;
-      const du = first ? u : u - mem[rawBase + 2 * h]!;
-      const ds = first ? s : s - mem[rawBase + 2 * h + 1]!;
-      // A counter that went down (cgroup re-created, accounting reset): start over from here.
-      const okU = Math.max(du, 0);
-      const okS = Math.max(ds, 0);
+      splitDelta(first ? u : u - mem[rawBase + 2 * h]!, first ? s : s - mem[rawBase + 2 * h + 1]!);
       const i = visibleIndex[h]!;
       if (i >= 0) {
-        direct[2 * i] = okU;
-        direct[2 * i + 1] = okS;
+        direct[2 * i] = delta.user;
+        direct[2 * i + 1] = delta.system;
       } else {
-        surplusUser += okU;
-        surplusSystem += okS;
+        surplusUser += delta.user;
+        surplusSystem += delta.system;
       }
       mem[rawBase + 2 * h] = u;
       mem[rawBase + 2 * h + 1] = s;
     }
   } else {
-    const du = first ? sample.userUs : sample.userUs - mem[base + L.lastUserUs]!;
-    const ds = first ? sample.systemUs : sample.systemUs - mem[base + L.lastSystemUs]!;
-    surplusUser = Math.max(du, 0);
-    surplusSystem = Math.max(ds, 0);
+    splitDelta(
+      first ? sample.userUs : sample.userUs - mem[base + L.lastUserUs]!,
+      first ? sample.systemUs : sample.systemUs - mem[base + L.lastSystemUs]!,
+    );
+    surplusUser = delta.user;
+    surplusSystem = delta.system;
   }
 
   // Spread the surplus over the visible CPUs in proportion to their remaining capacity (dT - busy).
@@ -126,7 +130,16 @@ export function advanceCounters(mem: Float64Array, base: number, slots: number, 
     const at = shownBase + L.slotDoubles * i;
     mem[at] = mem[at]! + direct[2 * i]! + extra * userShare;
     mem[at + 1] = mem[at + 1]! + direct[2 * i + 1]! + extra * (1 - userShare);
-    mem[at + 2] = mem[at + 2]! + Math.max(0, dT - busy - extra);
+    // idle: the wall time left, after paying off the debt of earlier bursts
+    const free = dT - busy - extra;
+    const debt = mem[at + 3]!;
+    if (free < 0) {
+      mem[at + 3] = debt - free;
+    } else {
+      const paid = Math.min(debt, free);
+      mem[at + 3] = debt - paid;
+      mem[at + 2] = mem[at + 2]! + (free - paid);
+    }
   }
 
   mem[base + L.lastWallUs] = sample.wallUs;
@@ -155,6 +168,31 @@ export function aggregateCounters(
   out.user = user;
   out.system = system;
   out.idle = idle;
+}
+
+/** The non-negative user and system deltas of one sample (reused: the hot path does not allocate). */
+const delta = { user: 0, system: 0 };
+
+/**
+ * Deltas of a user and a system counter. A counter set that went down as a whole (cgroup
+ * re-created, accounting reset) adds nothing: counting starts over from here. When only one
+ * component went down (its share of the total shifted), the other takes the whole total delta.
+ */
+function splitDelta(du: number, ds: number): void {
+  const sum = du + ds;
+  if (!(sum > 0)) {
+    delta.user = 0;
+    delta.system = 0;
+  } else if (du < 0) {
+    delta.user = 0;
+    delta.system = sum;
+  } else if (ds < 0) {
+    delta.user = sum;
+    delta.system = 0;
+  } else {
+    delta.user = du;
+    delta.system = ds;
+  }
 }
 
 let scratchF = new Float64Array(64);

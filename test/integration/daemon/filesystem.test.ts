@@ -68,6 +68,8 @@ describe('the mounted view', { concurrency: false }, () => {
     assert.ok(st.isFile());
     assert.equal(st.mode & 0o777, 0o444);
     assert.ok(st.size >= 4096, `size ${st.size}`);
+    // as the kernel's: slabinfo is root's only (slab layout helps heap exploits)
+    assert.equal(statSync(at('proc/slabinfo')).mode & 0o777, 0o400);
     assert.ok(statSync(at('proc')).isDirectory());
   });
 

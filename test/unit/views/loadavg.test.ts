@@ -74,8 +74,8 @@ describe('proc/loadavg with -l', () => {
     const s = createContainerViewSource(tree.options, shared, silentLogger);
     const sampler = new LoadavgSampler(tree.options, shared, silentLogger);
     try {
-      // first read registers the container
-      assert.match(s.content('proc/loadavg', callerPid).toString(), /^0\.00 0\.00 0\.00 0\/1 \d+\n$/);
+      // first read registers the container; the reader itself is running
+      assert.match(s.content('proc/loadavg', callerPid).toString(), /^0\.00 0\.00 0\.00 1\/1 \d+\n$/);
       sampler.countNew();
       // counted at once: 2 running of 4 threads; newest thread 4188 is pid 7 in the container
       assert.equal(s.content('proc/loadavg', callerPid).toString(), '0.00 0.00 0.00 2/4 7\n');
@@ -97,8 +97,29 @@ describe('proc/loadavg with -l', () => {
     }
   });
 
+  it('/proc/stat alone registers the container: vmstat gets its r and b without reading loadavg', () => {
+    tree = setup({ 4101: 'S', 4150: 'R', 4151: 'D', 4188: 'R' });
+    const shared = createSharedViewState(tree.options);
+    const s = createContainerViewSource(tree.options, shared, silentLogger);
+    const sampler = new LoadavgSampler(tree.options, shared, silentLogger);
+    try {
+      // before the first count: the caller is the one running thread (the host's file says 2)
+      assert.match(fixture('v1-captured/host/stat'), /^procs_running 2$/m);
+      const first = s.content('proc/stat', callerPid).toString();
+      assert.match(first, /^procs_running 1$/m);
+      assert.match(first, /^procs_blocked 0$/m);
+      sampler.countNew();
+      const counted = s.content('proc/stat', callerPid).toString();
+      assert.match(counted, /^procs_running 2$/m);
+      assert.match(counted, /^procs_blocked 1$/m);
+    } finally {
+      sampler.close();
+    }
+  });
+
   it('re-reads a thread state only when the thread was scheduled since the last round', () => {
-    tree = setup({ 4101: 'S', 4150: 'S', 4151: 'S', 4188: 'S' });
+    // one thread running from the start (an idle container shows its reader as the one running)
+    tree = setup({ 4101: 'R', 4150: 'S', 4151: 'S', 4188: 'S' });
     const shared = createSharedViewState(tree.options);
     const s = createContainerViewSource(tree.options, shared, silentLogger);
     const sampler = new LoadavgSampler(tree.options, shared, silentLogger);
@@ -109,17 +130,32 @@ describe('proc/loadavg with -l', () => {
       // so it proves the state came from the memo
       writeThread(tree, 4150, 'R', '5150 0 1');
       sampler.round();
-      assert.match(s.content('proc/loadavg', callerPid).toString(), / 0\/4 /);
+      assert.match(s.content('proc/loadavg', callerPid).toString(), / 1\/4 /);
       // switched in once more: read again
       writeThread(tree, 4150, 'R', '5150 0 2');
       sampler.round();
-      assert.match(s.content('proc/loadavg', callerPid).toString(), / 1\/4 /);
+      assert.match(s.content('proc/loadavg', callerPid).toString(), / 2\/4 /);
       // no scheduler statistics (all zeros): always read
       writeThread(tree, 4151, 'D', '0 0 0');
       sampler.round();
       writeThread(tree, 4151, 'R', '0 0 0');
       sampler.round();
-      assert.match(s.content('proc/loadavg', callerPid).toString(), / 2\/4 /);
+      assert.match(s.content('proc/loadavg', callerPid).toString(), / 3\/4 /);
+    } finally {
+      sampler.close();
+    }
+  });
+
+  it('the reader counts as running, as in the kernel\'s count: an idle container shows 1, not 0', () => {
+    tree = setup({ 4101: 'S', 4150: 'S', 4151: 'S', 4188: 'S' });
+    const shared = createSharedViewState(tree.options);
+    const s = createContainerViewSource(tree.options, shared, silentLogger);
+    const sampler = new LoadavgSampler(tree.options, shared, silentLogger);
+    try {
+      s.content('proc/loadavg', callerPid);
+      sampler.round();
+      assert.match(s.content('proc/loadavg', callerPid).toString(), /^0\.00 0\.00 0\.00 1\/4 /);
+      assert.match(s.content('proc/stat', callerPid).toString(), /^procs_running 1$/m);
     } finally {
       sampler.close();
     }

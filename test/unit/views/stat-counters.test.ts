@@ -99,4 +99,37 @@ describe('per-container CPU counters', () => {
     assert.ok(shown(mem, 0).idle >= 0 && shown(mem, 1).idle >= 0);
     approx(total(mem).user, 5 * S);
   });
+
+  it('a burst beyond the wall time is paid back from later idle: busy + idle tracks N x wall', () => {
+    // N = 1 under a 1-CPU quota on 2 host CPUs, read every 50 ms: the container runs on both host
+    // CPUs for one window (100 ms busy in 50 ms), then sits throttled for the next.
+    const mem = new Float64Array(counterRegionSize(slots));
+    const one = { perCpuCount: 2, visible: [0] };
+    advanceCounters(mem, 0, slots, sample({ ...one, wallUs: 0, sinceBootUs: 1 * S, perCpu: new Float64Array([0, 0, 0, 0]) }));
+    let busy = 0;
+    for (let k = 1; k <= 20; k++) {
+      if (k % 2 === 1) busy += 0.1 * S;
+      const perCpu = new Float64Array([busy / 2, 0, busy / 2, 0]);
+      const before = total(mem);
+      advanceCounters(mem, 0, slots, sample({ ...one, wallUs: k * 0.05 * S, perCpu }));
+      const after = total(mem);
+      assert.ok(after.user >= before.user && after.idle >= before.idle, `window ${k} went backwards`);
+    }
+    const t = total(mem);
+    approx(t.user, 1 * S); // every µs of work, no more
+    approx(t.user + t.idle, 1 * S + 1 * S); // wall 1 s since boot + 1 s of reads; LXCFS-style clamping would show 1.5 s
+    approx(t.idle, 1 * S);
+  });
+
+  it('a shift of the user/system split keeps the total exact', () => {
+    const mem = new Float64Array(counterRegionSize(slots));
+    const one = { perCpuCount: 1, visible: [0] };
+    advanceCounters(mem, 0, slots, sample({ ...one, sinceBootUs: 10 * S, perCpu: new Float64Array([3 * S, 1 * S]) }));
+    // 1 s more in all, but the user share fell: user 2.8 s (down 0.2), system 2.2 s
+    advanceCounters(mem, 0, slots, sample({ ...one, wallUs: 2 * S, perCpu: new Float64Array([2.8 * S, 2.2 * S]) }));
+    const t = total(mem);
+    approx(t.user, 3 * S);
+    approx(t.system, 2 * S);
+    approx(t.user + t.system + t.idle, 12 * S);
+  });
 });

@@ -5,7 +5,7 @@ import { silentLogger } from '../../../src/common/log.js';
 import type { ViewSource } from '../../../src/fs/view-source.js';
 import { parseHostStat, renderStat } from '../../../src/views/stat.js';
 import { renderUptime } from '../../../src/views/uptime.js';
-import { fixture, hostPidNs, type Tree, v2ProcCgroup } from '../helpers/fixture-tree.js';
+import { capturedV1, fixture, hostPidNs, type Tree, v2ProcCgroup } from '../helpers/fixture-tree.js';
 import {
   agentPid,
   callerPid,
@@ -35,7 +35,7 @@ function source(t: Tree): ViewSource {
 }
 
 describe('proc/stat', () => {
-  it('v1: per-CPU user/system from cpuacct.usage_all (captured), idle from the uptime, host lines kept', () => {
+  it('v1: per-CPU time from cpuacct.usage_percpu split by usage_all (captured), idle from the uptime, host lines kept', () => {
     tree = v1Scenario();
     const out = source(tree).content('proc/stat', callerPid).toString();
     const lines = cpuLines(out);
@@ -43,18 +43,33 @@ describe('proc/stat', () => {
       lines.map((l) => l[0]),
       ['cpu', 'cpu0', 'cpu1'],
     );
-    // cpuacct.usage_all: cpu0 user 12000000 ns system 15985423; cpu1 user 1538858557 system 191978500
-    assert.deepEqual(ticks(lines[1]!).slice(0, 3), [1, 0, 1]);
-    assert.deepEqual(ticks(lines[2]!).slice(0, 3), [153, 0, 19]);
+    // cpuacct.usage_percpu (exact): cpu0 38926383 ns, cpu1 1694682086 ns; cpuacct.usage_all
+    // (tick-sampled, 1.5 ms less in all): cpu0 user 12000000 system 15985423, cpu1 user 1538858557
+    // system 191978500. The exact time is shown, split in usage_all's proportion.
+    const split = (exact: number, user: number, system: number) => {
+      const u = (exact * user) / (user + system);
+      return [Math.floor(u / 1e7), 0, Math.floor((exact - u) / 1e7)];
+    };
+    assert.deepEqual(ticks(lines[1]!).slice(0, 3), split(38926383, 12000000, 15985423));
+    assert.deepEqual(ticks(lines[2]!).slice(0, 3), split(1694682086, 1538858557, 191978500));
+    assert.deepEqual(ticks(lines[2]!).slice(0, 3), [150, 0, 18]);
     // idle = uptime (1136.83 s, captured) minus the CPU's busy time
     const uptime = 1136.83;
-    assert.equal(ticks(lines[1]!)[3], Math.floor((uptime - 0.027985423) * 100));
-    assert.equal(ticks(lines[2]!)[3], Math.floor((uptime - 1.730837057) * 100));
+    assert.equal(ticks(lines[1]!)[3], Math.floor((uptime - 0.038926383) * 100));
+    assert.equal(ticks(lines[2]!)[3], Math.floor((uptime - 1.694682086) * 100));
     assert.deepEqual(ticks(lines[1]!).slice(4), [0, 0, 0, 0, 0, 0]);
     assert.match(out, /^cpu {2}\d/);
     const host = fixture('v1-captured/host/stat');
     const rest = (text: string) => text.split('\n').filter((l) => !l.startsWith('cpu'));
     assert.deepEqual(rest(out), rest(host));
+  });
+
+  it('v1 without cpuacct.usage_percpu: the tick-sampled usage_all as it is', () => {
+    const { 'cpuacct.usage_percpu': _exact, ...sampledOnly } = capturedV1('cpuacct');
+    tree = v1Scenario({ cgroups: { [`cpuacct${v1Container}`]: sampledOnly } });
+    const lines = cpuLines(source(tree).content('proc/stat', callerPid).toString());
+    assert.deepEqual(ticks(lines[1]!).slice(0, 3), [1, 0, 1]);
+    assert.deepEqual(ticks(lines[2]!).slice(0, 3), [153, 0, 19]);
   });
 
   it('with --enable-cfs and a 1-CPU quota: one cpu line that absorbs the work done on the other CPU', () => {
@@ -65,10 +80,8 @@ describe('proc/stat', () => {
       ['cpu', 'cpu0'],
     );
     const [user, , system] = ticks(lines[1]!);
-    assert.equal(
-      user! + system!,
-      Math.floor((12000000 + 1538858557) / 1e7) + Math.floor((15985423 + 191978500) / 1e7),
-    );
+    // cpuacct.usage = the sum of usage_percpu: every ns of both CPUs, on the one visible CPU
+    assert.ok(Math.abs(user! + system! - 1733608469 / 1e7) <= 2, `${user} + ${system}`);
   });
 
   it('v2: splits cpu.stat over the visible CPUs; counters never go backwards across reads and threads', async () => {
