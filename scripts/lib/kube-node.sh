@@ -352,10 +352,13 @@ stop_containerd() {
   stop_pid "$(cat "$STATE_DIR/containerd.pid")"
 }
 
-# Builds (cached) the images named and imports them into the node's containerd.
+# Builds (cached) the images named and imports them into the node's containerd. One build at a
+# time per cache (another checkout may be building into it).
 import_images() {
   local archive="$STATE_DIR/images.tar"
-  node "$REPO_DIR/scripts/oci-image.mjs" --out "$archive" --cache "$CACHE_DIR/images" "$@" >&2
+  mkdir -p "$CACHE_DIR/images"
+  flock "$CACHE_DIR/images/.lock" node "$REPO_DIR/scripts/oci-image.mjs" --out "$archive" \
+    --cache "$CACHE_DIR/images" "$@" >&2
   ctr_node images import "$archive" >/dev/null
   rm -f "$archive"
 }
@@ -439,19 +442,24 @@ stop_node_processes() {
   mkdir -p "$(node_dir)/run"
 }
 
-cmd_up_node() {
+# Before anything starts: packages, binaries (built once per version), and no other node here.
+NODE_BINS=()
+prepare_node() {
   ensure_packages "${NODE_PACKAGES[@]}"
-  local c bins=()
-  for c in "${NODE_COMPONENTS[@]}"; do bins+=("$(build_component "$c")"); done
+  local c
+  for c in "${NODE_COMPONENTS[@]}"; do NODE_BINS+=("$(build_component "$c")"); done
   check_node_free
-  make_node_pki
-  start_controller_manager "${bins[0]}"
-  start_scheduler "${bins[1]}"
+}
+
+# Everything of the node after the API server (whose flags and certificates it provides).
+start_node() {
+  start_controller_manager "${NODE_BINS[0]}"
+  start_scheduler "${NODE_BINS[1]}"
   start_network
   start_cgroups
   start_sysctls
   write_containerd_config
   write_kubelet_config
-  start_node_processes "${bins[2]}" --import-images
+  start_node_processes "${NODE_BINS[2]}" --import-images
   echo node >"$STATE_DIR/mode"
 }
