@@ -112,6 +112,8 @@ apiserver_node_flags() {
 
 # --- control plane --------------------------------------------------------------------------------
 
+# Its FlexVolume directory defaults to /usr/libexec/kubernetes/..., which it creates on the
+# machine (it runs outside the node's mount namespace): kept in the state directory instead.
 start_controller_manager() {
   local bin=$1 pki="$STATE_DIR/pki" kc="$STATE_DIR/controller-manager.kubeconfig"
   start_process kube-controller-manager "$bin" --kubeconfig "$kc" --authentication-kubeconfig "$kc" \
@@ -119,7 +121,8 @@ start_controller_manager() {
     --leader-elect=false --use-service-account-credentials=true \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-    --controllers '*,-nodeipam' --allocate-node-cidrs=false --cert-dir "$STATE_DIR/certdir-cm"
+    --controllers '*,-nodeipam' --allocate-node-cidrs=false --cert-dir "$STATE_DIR/certdir-cm" \
+    --flex-volume-plugin-dir "$STATE_DIR/volume-plugins-cm"
 }
 
 start_scheduler() {
