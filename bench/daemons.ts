@@ -13,7 +13,7 @@ export interface BenchDaemon {
   child: ChildProcess;
   /** Every process of the daemon (lxcfs-ts: supervisor and serving process). */
   pids(): number[];
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 const cli = new URL('../src/cli.js', import.meta.url).pathname;
@@ -42,13 +42,19 @@ function start(name: string, command: string, args: string[], mountpoint: string
     mountpoint,
     child,
     pids: () => processTree(child.pid!),
-    stop() {
+    async stop() {
+      // Each daemon unmounts its own view on SIGTERM: give it the time to, so that it does not
+      // find its mount gone (and log a failed unmount); only then force what is left.
+      const exited = child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => child.once('exit', () => resolve()));
       try {
         process.kill(child.pid!, 'SIGTERM');
       } catch {
         // gone already
       }
-      spawnSync('umount', ['-l', mountpoint]);
+      await Promise.race([exited, sleep(3000)]);
+      spawnSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
       try {
         process.kill(-child.pid!, 'SIGKILL');
       } catch {

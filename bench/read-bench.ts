@@ -84,13 +84,12 @@ const fmt = (n: number, digits = 1) => n.toFixed(digits);
 async function main(): Promise<void> {
   const workdir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-bench-'));
   let daemons: BenchDaemon[] = [];
-  const stopAll = () => {
-    for (const d of daemons) d.stop();
+  const stopAll = async () => {
+    await Promise.all(daemons.map((d) => d.stop()));
     rmSync(workdir, { recursive: true, force: true });
   };
   process.on('SIGINT', () => {
-    stopAll();
-    process.exit(130);
+    void stopAll().finally(() => process.exit(130));
   });
   try {
     daemons = await startDaemons(workdir, flags);
@@ -149,7 +148,7 @@ async function main(): Promise<void> {
       console.log(`- ${d.name}: ${fmt(total)} MiB RSS in total; ${detail.join('; ')}`);
     }
   } finally {
-    stopAll();
+    await stopAll();
   }
 }
 
