@@ -181,11 +181,11 @@ export function parsePs(text: string): PsRow[] {
 }
 
 /**
- * The row of the `ps` that printed the table. procps 4.0.2 sometimes prints a garbage ELAPSED
- * (4123168608, what it shows for a start after the uptime it read) for its own row, which starts
- * in about the clock tick in which ps reads the uptime: in a time namespace about 3 % of
- * `ps -eo etimes` runs, with the kernel's own /proc as with the view (47 and 32-42 of 1500 runs
- * here; 0 of 1500 on the host). Its start date is still checked.
+ * The row of the `ps` that printed the table. procps 4.0.2 turns the uptime it parsed (N.NN s)
+ * back into ticks by multiplying by 100 and truncating, one tick short for some values, so its own
+ * row, started in that tick, sometimes shows a wrapped ELAPSED (4123168608). How often depends on
+ * the uptime's magnitude, with the kernel's own /proc as with the view (README, "What a file view
+ * cannot change"). Its start date is still checked.
  */
 export function isPsItself(row: PsRow): boolean {
   return /^ps /.test(row.args);

@@ -324,6 +324,7 @@ describe('conformance: without a time namespace (Kubernetes today), lxcfs-ts run
     const lifetime = now - numberIn(out, 'start-epoch');
     for (const row of parsePs(section(out, 'ps'))) {
       assert.ok(row.lstart <= now + 1, `ps: ${row.args} starts in the future`);
+      if (isPsItself(row)) continue;
       assert.ok(row.etimes >= 0 && row.etimes <= lifetime + 2, `ps: ${row.args} elapsed ${row.etimes} s in a ${lifetime} s old sandbox`);
     }
   });
