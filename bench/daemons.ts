@@ -53,7 +53,7 @@ function start(name: string, command: string, args: string[], mountpoint: string
       } catch {
         // gone already
       }
-      await Promise.race([exited, sleep(3000)]);
+      await Promise.race([exited, sleep(3000, undefined, { ref: false })]);
       spawnSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
       try {
         process.kill(-child.pid!, 'SIGKILL');
