@@ -5,6 +5,7 @@ import { readDeviceIo } from '../cgroup/io.js';
 import { type CgroupLayout, cgroupDir, detectCgroupLayout } from '../cgroup/layout.js';
 import { MemoryReader } from '../cgroup/memory.js';
 import { PreadFiles } from '../cgroup/pread-files.js';
+import { taskControllers } from '../cgroup/tasks.js';
 import { parseCpuList } from '../common/cpu-list.js';
 import type { Logger } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
@@ -25,6 +26,7 @@ import {
   type CpuSample,
   counterRegionSize,
 } from '../views/stat-counters.js';
+import type { ViewTexts } from '../syscall/sysinfo-answer.js';
 import { computeSwap, noSwap, renderSwaps } from '../views/swaps.js';
 import { parseUptime, renderUptime } from '../views/uptime.js';
 import { LoadSlot, loadavgKey } from './loadavg-sampler.js';
@@ -99,6 +101,17 @@ export function createContainerViewSource(
   log: Logger,
 ): ViewSource {
   return new ContainerViews(options, shared, log);
+}
+
+/** What the syscall view needs of a caller's container: the texts its files show right now. */
+export interface SysinfoViews {
+  /** Null when the caller cannot be resolved (gone, or not a process we can read). */
+  texts(callerPid: number): ViewTexts | null;
+}
+
+export function createSysinfoViews(options: ViewOptions, shared: SharedViewState, log: Logger): SysinfoViews {
+  const views = new ContainerViews(options, shared, log);
+  return { texts: (pid) => views.sysinfoTexts(pid) };
 }
 
 interface Timed<T> {
@@ -181,6 +194,44 @@ class ContainerViews implements ViewSource {
       this.log.warn({ path, pid: callerPid, err }, 'view failed: serving host content');
     }
     return this.host(path);
+  }
+
+  /**
+   * The files sysinfo(2) is derived from, exactly as this caller would read them now (the host's
+   * content where the container has none), plus its thread count now (the load-average
+   * sampler's count in /proc/loadavg can be seconds old).
+   */
+  sysinfoTexts(callerPid: number): ViewTexts | null {
+    try {
+      const caller = this.resolver.resolve(callerPid);
+      if (caller === null) return null;
+      const text = (path: string) => (this.render(path, caller) ?? this.host(path)).toString('latin1');
+      return {
+        meminfo: text('proc/meminfo'),
+        uptime: text('proc/uptime'),
+        loadavg: text('proc/loadavg'),
+        threads: this.threadCount(caller),
+      };
+    } catch (err) {
+      this.log.warn({ pid: callerPid, err }, 'sysinfo view failed: the kernel answers instead');
+      return null;
+    }
+  }
+
+  /** Threads of the caller's own cgroup (the load-average sampler counts sub-cgroups too). */
+  private threadCount(caller: CallerContext): number | null {
+    for (const controller of taskControllers) {
+      const path = caller.paths[controller];
+      const hierarchy = this.layout.hierarchy[controller];
+      if (path === null || hierarchy === null) continue;
+      const file = this.layout.version === 1 ? 'tasks' : 'cgroup.threads';
+      const text = this.files.readText(`${cgroupDir(hierarchy, path)}/${file}`);
+      if (text === null) continue;
+      let lines = 0;
+      for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) lines++;
+      return Math.max(1, lines);
+    }
+    return null;
   }
 
   visibleCpus(callerPid: number): readonly number[] | null {

@@ -31,6 +31,8 @@ export interface DaemonArgs {
   shareParent: boolean;
   /** On SIGTERM/SIGINT, detach containers' binds of the view (they read the host's files) and record them for the next start. */
   unbindOnStop: boolean;
+  /** Unix socket that receives seccomp listeners for the syscall view (sysinfo(2)), or null: off. */
+  sysinfoSocket: string | null;
 }
 
 export type ParsedDaemonArgs = { kind: 'run'; args: DaemonArgs } | { kind: 'help' } | { kind: 'version' };
@@ -80,6 +82,11 @@ Containers (see "Resilience" in the README):
       --unbind-on-stop      planned stop (rollouts): on SIGTERM or SIGINT, first detach containers'
                             binds of the view, so they read the host's /proc files instead of failing
                             while no daemon runs; the next start binds them again
+
+The syscall view (see "The syscall view" in the README; off unless a socket is given):
+      --sysinfo-socket PATH answer sysinfo(2) (busybox free/uptime, getloadavg(), sysconf page counts)
+                            from the same container view as the files, for containers whose seccomp
+                            listener is sent to PATH (runc's listenerPath; lxcfs-ts run does it itself)
 `;
 
 export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
@@ -115,6 +122,7 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     repairIntervalMs: DEFAULT_REPAIR_INTERVAL_S * 1000,
     shareParent: !(values['no-share-parent'] ?? false),
     unbindOnStop: values['unbind-on-stop'] ?? false,
+    sysinfoSocket: null,
   };
   for (const option of (values.o?.[0] ?? '').split(',').filter(Boolean)) applyMountOption(args, option);
   if (values['log-level'] !== undefined) {
@@ -139,6 +147,12 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     } catch (err) {
       throw new UsageError(`--health-address: ${(err as Error).message}`);
     }
+  }
+  if (values['sysinfo-socket'] !== undefined) {
+    if (!values['sysinfo-socket'].startsWith('/')) throw new UsageError('--sysinfo-socket must be an absolute path');
+    // sockaddr_un holds 108 bytes, the terminating NUL included.
+    if (Buffer.byteLength(values['sysinfo-socket']) > 107) throw new UsageError('--sysinfo-socket: path longer than 107 bytes');
+    args.sysinfoSocket = values['sysinfo-socket'];
   }
   return { kind: 'run', args };
 }
@@ -168,6 +182,7 @@ function parse(argv: string[]) {
       'no-repair': { type: 'boolean' },
       'no-share-parent': { type: 'boolean' },
       'unbind-on-stop': { type: 'boolean' },
+      'sysinfo-socket': { type: 'string' },
       // LXCFS accepts -s (single-threaded, ignored since it is always multithreaded).
       s: { type: 'boolean', short: 's' },
     },

@@ -5,7 +5,9 @@
  * and every container's bind mount of the view survive a crash of the serving process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createLogger, type Logger } from '../common/log.js';
 import { defaultViewOptions } from '../common/options.js';
 import { packageVersion } from '../common/version.js';
@@ -19,6 +21,8 @@ import { RepairWatcher } from './repair/repair-watcher.js';
 import { topmostAt } from './repair/view-mounts.js';
 import { type RepairTotalsMessage, SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
 import { ensureSharedParent } from './shared-parent.js';
+import { ListenerHub } from '../syscall/listener-hub.js';
+import type { ListenersMessage, ReleaseMessage } from '../syscall/syscall-view.js';
 
 const MAX_RESTART_DELAY_MS = 5_000;
 const STOP_GRACE_MS = 3_000;
@@ -54,6 +58,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** A file with no name (unlinked at once), for state that must outlive serving processes but not this one. */
+function unlinkedFile(): number {
+  const path = join(tmpdir(), `.lxcfs-ts-inflight-${process.pid}`);
+  const fd = openSync(path, 'w+', 0o600);
+  unlinkSync(path);
+  return fd;
 }
 
 async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
@@ -103,7 +115,10 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     mountpoint,
     deadlineMs: args.deadlineMs,
     healthAddress: args.healthAddress,
+    sysinfo: args.sysinfoSocket !== null,
   };
+  // The syscall view's listeners and in-flight record live here, beside the FUSE descriptor.
+  const inflightFd = args.sysinfoSocket !== null ? unlinkedFile() : null;
 
   return new Promise<number>((resolveExit) => {
     let child: ChildProcess | null = null;
@@ -130,13 +145,27 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       child.send(message);
     };
 
+    const hub =
+      args.sysinfoSocket !== null
+        ? new ListenerHub(
+            args.sysinfoSocket,
+            { onListener: (listener) => sendListeners([listener.fd]) },
+            log.child({ component: 'sysinfo' }),
+          )
+        : null;
+    const sendListeners = (fds: number[]) => {
+      if (!child?.connected || fds.length === 0) return;
+      const message: ListenersMessage = { type: 'seccomp-listeners', fds };
+      child.send(message);
+    };
+
     const startServer = () => {
       const config: ServeConfig = { ...baseConfig, generation };
       startedAt = Date.now();
       ready = false;
       const serverPath = new URL('./serve-main.js', import.meta.url).pathname;
       child = spawn(process.execPath, ['--max-semi-space-size=1', serverPath], {
-        stdio: ['ignore', 'inherit', 'inherit', fd, 'ipc'],
+        stdio: ['ignore', 'inherit', 'inherit', fd, inflightFd ?? 'ignore', 'ipc'],
         env: {
           // glibc gives every thread its own malloc arena; the request threads allocate little,
           // and two arenas keep the long-lived process's resident memory about 4 MiB lower.
@@ -146,7 +175,10 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
         },
       });
       const thisChild = child;
-      thisChild.on('message', (msg: { type?: string }) => {
+      // Every listener held goes to each new serving process at once: their callers are waiting.
+      if (hub) sendListeners(hub.listeners().map((l) => l.fd));
+      thisChild.on('message', (msg: { type?: string; fd?: number }) => {
+        if (msg.type === 'seccomp-release' && hub) hub.release((msg as ReleaseMessage).fd);
         if (msg.type !== 'ready') return;
         ready = true;
         log.info({ serverPid: thisChild.pid, generation: config.generation }, 'serving');
@@ -184,6 +216,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
+      hub?.stop();
       await watcher?.stop();
       if (args.unbindOnStop && liveDevice) {
         log.info({ signal, mountpoint }, 'planned stop: detaching containers\' binds of the view');
@@ -214,6 +247,15 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
+    const startSyscallView = async () => {
+      if (!hub) return;
+      try {
+        await hub.start();
+      } catch (err) {
+        log.error({ err, socket: args.sysinfoSocket }, `the syscall view cannot start: ${(err as Error).message}`);
+      }
+    };
+    void startSyscallView();
     startServer();
     watcher?.start();
   });

@@ -17,6 +17,8 @@ export interface ServeConfig {
   deadlineMs: number;
   /** HOST:PORT of /healthz, /readyz, /metrics, or null for none. */
   healthAddress: { host: string; port: number } | null;
+  /** Serve sysinfo(2) notifications for the listeners the supervisor holds. */
+  sysinfo: boolean;
   /** 0 for the first serving process on this connection, then 1, 2... after restarts. */
   generation: number;
 }
@@ -24,6 +26,8 @@ export interface ServeConfig {
 export const SERVE_CONFIG_ENV = 'LXCFS_TS_SERVE_CONFIG';
 /** The serving process finds the /dev/fuse connection on this descriptor. */
 export const SERVE_FUSE_FD = 3;
+/** The syscall view's in-flight record (see syscall/inflight-record.ts), when sysinfo is served. */
+export const SERVE_INFLIGHT_FD = 4;
 
 /** Sent by the supervisor (which runs the repairs) to the serving process (which serves /metrics). */
 export interface RepairTotalsMessage {

@@ -15,7 +15,14 @@ import { RequestWorkerPool } from '../fuse/worker-pool.js';
 import { createSharedViewState, startLoadavgSampler } from './container-views.js';
 import { startHealthServer } from './health-server.js';
 import { AgentMetrics } from './metrics.js';
-import { type RepairTotalsMessage, SERVE_CONFIG_ENV, SERVE_FUSE_FD, type ServeConfig } from './serve-config.js';
+import { SyscallView, type ListenersMessage, type ReleaseMessage } from '../syscall/syscall-view.js';
+import {
+  type RepairTotalsMessage,
+  SERVE_CONFIG_ENV,
+  SERVE_FUSE_FD,
+  SERVE_INFLIGHT_FD,
+  type ServeConfig,
+} from './serve-config.js';
 
 const config = JSON.parse(process.env[SERVE_CONFIG_ENV] ?? 'null') as ServeConfig | null;
 if (!config) {
@@ -49,6 +56,24 @@ if (config.generation > 0) {
 const shared = createSharedViewState(config.view);
 // -l: per-container load averages, sampled on this (main) thread, read by the request workers.
 if (config.view.enableLoadavg) startLoadavgSampler(config.view, shared, log);
+
+// sysinfo(2) for containers whose seccomp listener the supervisor holds (--sysinfo-socket).
+const syscallView = config.sysinfo
+  ? new SyscallView(
+      {
+        view: config.view,
+        shared,
+        logLevel: config.logLevel,
+        holderPid: process.ppid,
+        inflightFd: SERVE_INFLIGHT_FD,
+        release: (fd) => {
+          const message: ReleaseMessage = { type: 'seccomp-release', fd };
+          process.send?.(message);
+        },
+      },
+      log,
+    )
+  : null;
 
 const filesystemConfig: ViewFilesystemConfig = {
   view: config.view,
@@ -114,8 +139,9 @@ process.on('disconnect', () => leaveNow('supervisor is gone'));
 pool.start();
 // The supervisor repairs containers and sends its running totals here, where /metrics is served.
 let repairs: Readonly<Record<string, number>> = {};
-process.on('message', (msg: Partial<RepairTotalsMessage>) => {
-  if (msg.type === 'repairs' && msg.totals) repairs = msg.totals;
+process.on('message', (msg: Partial<RepairTotalsMessage> | ListenersMessage) => {
+  if (msg.type === 'repairs' && 'totals' in msg && msg.totals) repairs = msg.totals;
+  if (msg.type === 'seccomp-listeners' && 'fds' in msg) syscallView?.add(msg.fds);
 });
 if (config.healthAddress) {
   const metrics = new AgentMetrics({

@@ -78,3 +78,13 @@ export function checkCommand(command: string, root: string, cwd: string, pathVar
   if (sawNonExecutable) throw new RunError(`${command}: cannot execute${where}: not an executable file`, 126);
   throw new RunError(`${command}: command not found${where}`, 127);
 }
+
+/** The absolute host path of a program found on PATH, or undefined. */
+export function findHostProgram(name: string, pathVariable = defaultPath): string | undefined {
+  for (const dir of pathVariable.split(':')) {
+    if (!dir.startsWith('/')) continue;
+    const candidate = join(dir, name);
+    if (isExecutableFile(candidate) === 'yes') return candidate;
+  }
+  return undefined;
+}

@@ -8,7 +8,7 @@
  * which is how a node's view directory reaches its containers (Kubernetes' HostToContainer).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,9 +26,16 @@ export function ownDaemonCommand(): string[] {
   return [process.execPath, cli, '-f', '--enable-cfs', '-l', '--no-repair'];
 }
 
+/** The sysinfo filter installer of this installation (see syscall/filter-exec.ts). */
+export function ownFilterExecCommand(): string[] {
+  return [process.execPath, fileURLToPath(new URL('../syscall/filter-exec.js', import.meta.url))];
+}
+
 export interface PrivateDaemon {
   /** The mounted view. */
   readonly viewDir: string;
+  /** The daemon's sysinfo socket, when it was asked to serve sysinfo(2). */
+  readonly sysinfoSocket?: string;
   readonly pid: number;
   /** Stops the daemon (SIGTERM, then SIGKILL), unmounts whatever is left and removes the directories. */
   stop(): Promise<void>;
@@ -38,6 +45,8 @@ export interface PrivateDaemonOptions {
   /** The daemon's argv without pidfile and mountpoint, which are appended (`-p PIDFILE MOUNTPOINT`). */
   readonly command: readonly string[];
   readonly readyTimeoutMs?: number;
+  /** Also serve sysinfo(2) on a socket of its own (outside the directory the sandbox sees). */
+  readonly sysinfo?: boolean;
   /** Aborts the wait for readiness (Ctrl-C during start-up). */
   readonly signal?: AbortSignal;
   readonly log: Logger;
@@ -73,6 +82,8 @@ export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise
   // A pidfile of its own: LXCFS-style daemons refuse to start while another instance (the node's
   // own agent, say) holds the default one.
   const pidfile = join(parentDir, 'daemon.pid');
+  const socketDir = options.sysinfo ? `${parentDir}-sysinfo` : undefined;
+  const sysinfoSocket = socketDir !== undefined ? join(socketDir, 'sysinfo.sock') : undefined;
   let parentMounted = false;
   let child: ChildProcess | undefined;
   const output = new OutputTail();
@@ -82,6 +93,7 @@ export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise
     for (let i = 0; i < 3 && isMounted(viewDir); i++) await runTool(['umount', '-l', viewDir], log);
     if (parentMounted) await runTool(['umount', '-l', parentDir], log);
     rmSync(pidfile, { force: true });
+    if (socketDir !== undefined) rmSync(socketDir, { recursive: true, force: true });
     for (const dir of [viewDir, parentDir]) {
       try {
         rmdirSync(dir);
@@ -99,14 +111,15 @@ export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise
     mkdirSync(viewDir);
     // setpriv: if `run` is killed outright, the daemon gets SIGTERM and unmounts its view.
     // Its own session keeps the terminal's Ctrl-C away from it: `run` stops it when the sandbox is gone.
-    const argv = ['setpriv', '--pdeathsig', 'TERM', '--', ...options.command, '-p', pidfile, viewDir];
+    const sysinfoArgs = sysinfoSocket !== undefined ? ['--sysinfo-socket', sysinfoSocket] : [];
+    const argv = ['setpriv', '--pdeathsig', 'TERM', '--', ...options.command, ...sysinfoArgs, '-p', pidfile, viewDir];
     log.debug({ argv }, 'starting the private view daemon');
     child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child.stdout!.on('data', (chunk: Buffer) => output.append(chunk));
     child.stderr!.on('data', (chunk: Buffer) => output.append(chunk));
-    await waitUntilServing(child, viewDir, output, options);
-    log.debug({ pid: child.pid, viewDir }, 'private view daemon is serving');
-    return { viewDir, pid: child.pid!, stop };
+    await waitUntilServing(child, viewDir, sysinfoSocket, output, options);
+    log.debug({ pid: child.pid, viewDir, sysinfoSocket }, 'private view daemon is serving');
+    return { viewDir, pid: child.pid!, stop, ...(sysinfoSocket !== undefined && { sysinfoSocket }) };
   } catch (err) {
     await stop();
     throw err;
@@ -116,6 +129,7 @@ export async function startPrivateDaemon(options: PrivateDaemonOptions): Promise
 async function waitUntilServing(
   child: ChildProcess,
   viewDir: string,
+  sysinfoSocket: string | undefined,
   output: OutputTail,
   options: PrivateDaemonOptions,
 ): Promise<void> {
@@ -145,11 +159,13 @@ async function waitUntilServing(
         readFile(probe).catch(() => undefined),
         sleep(1000, undefined, { ref: false }),
       ]);
-      if (content !== undefined && content.length > 0) return;
+      // The sysinfo socket's file appears when the daemon listens on it.
+      const socketReady = sysinfoSocket === undefined || existsSync(sysinfoSocket);
+      if (content !== undefined && content.length > 0 && socketReady) return;
     }
     if (Date.now() > deadline) {
       throw new RunError(
-        `the view daemon did not serve ${probe} within ${timeoutMs / 1000} s; its last output:\n${output.lastLines(20)}`,
+        `the view daemon did not serve ${probe}${sysinfoSocket !== undefined ? ` and ${sysinfoSocket}` : ''} within ${timeoutMs / 1000} s; its last output:\n${output.lastLines(20)}`,
       );
     }
     await sleep(50);

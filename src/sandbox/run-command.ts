@@ -4,7 +4,7 @@
  * the exit status is CMD's.
  */
 import { createLogger } from '../common/log.js';
-import { ownDaemonCommand } from './private-daemon.js';
+import { ownDaemonCommand, ownFilterExecCommand } from './private-daemon.js';
 import { parseRunArgs, runUsage, UsageError } from './run-options.js';
 import { runSandbox } from './run-sandbox.js';
 
@@ -22,7 +22,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger(parsed.options.logLevel, { component: 'run' });
-  const { status, error } = await runSandbox(parsed.options, { log, daemonCommand: ownDaemonCommand() });
+  const { status, error } = await runSandbox(parsed.options, {
+    log,
+    daemonCommand: ownDaemonCommand(),
+    filterExecCommand: ownFilterExecCommand(),
+  });
   if (error !== undefined) process.stderr.write(`lxcfs-ts run: ${error}\n`);
   return status;
 }

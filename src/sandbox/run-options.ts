@@ -25,6 +25,10 @@ export interface RunOptions {
   readonly rootfs?: string;
   /** A new time namespace whose boot clock starts at the sandbox's start (`--no-timens` turns it off). */
   readonly timeNamespace: boolean;
+  /** Serve sysinfo(2) in the sandbox through a seccomp listener (`--no-sysinfo` turns it off). */
+  readonly sysinfo: boolean;
+  /** `--sysinfo-socket`: the sysinfo socket of the daemon given with `--view`. */
+  readonly sysinfoSocket?: string;
   readonly logLevel: LogLevel;
   /** CMD and its arguments. */
   readonly command: readonly string[];
@@ -52,6 +56,10 @@ Options:
       --rootfs DIR         run CMD with DIR as its root directory, like a container image; DIR
                            needs no shell and no mount binary (missing mountpoints are created)
       --no-timens          do not give CMD a time namespace whose uptime starts at 0
+      --no-sysinfo         leave sysinfo(2) alone (busybox free/uptime, getloadavg() then show the
+                           host); by default a seccomp filter sends it to the view daemon
+      --sysinfo-socket P   with --view: the sysinfo socket of that daemon (its --sysinfo-socket);
+                           without it, a sandbox on --view gets no syscall view
       --log-level LEVEL    debug, info, warn (default), error or silent
   -h, --help               show this help
 
@@ -62,7 +70,7 @@ Exit status: CMD's own; 128+N if CMD was killed by signal N; 126 if CMD cannot b
 /** Docker refuses limits under 6 MiB: the runtime itself would be OOM-killed before CMD starts. */
 const minMemoryBytes = 6 * 1024 * 1024;
 
-type ValueFlag = 'memory' | 'memory-swap' | 'cpus' | 'cpuset' | 'view' | 'rootfs' | 'log-level';
+type ValueFlag = 'memory' | 'memory-swap' | 'cpus' | 'cpuset' | 'view' | 'rootfs' | 'log-level' | 'sysinfo-socket';
 
 const valueFlags: Record<string, ValueFlag> = {
   '-m': 'memory',
@@ -74,11 +82,13 @@ const valueFlags: Record<string, ValueFlag> = {
   '--view': 'view',
   '--rootfs': 'rootfs',
   '--log-level': 'log-level',
+  '--sysinfo-socket': 'sysinfo-socket',
 };
 
 export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd()): ParsedRunArgs {
   const values = new Map<ValueFlag, string>();
   let timeNamespace = true;
+  let sysinfo = true;
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -89,6 +99,10 @@ export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd(
     if (arg === '-h' || arg === '--help') return { help: true };
     if (arg === '--no-timens') {
       timeNamespace = false;
+      continue;
+    }
+    if (arg === '--no-sysinfo') {
+      sysinfo = false;
       continue;
     }
     if (!arg.startsWith('-') || arg === '-') break;
@@ -109,7 +123,7 @@ export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd(
   const command = argv.slice(i);
   if (command.length === 0 || command[0] === '') throw new UsageError('no command given (CMD)');
   try {
-    return { help: false, options: { ...limitsFrom(values, cwd), timeNamespace, command } };
+    return { help: false, options: { ...limitsFrom(values, cwd), timeNamespace, sysinfo, command } };
   } catch (err) {
     if (err instanceof QuantityError) throw new UsageError(err.message);
     throw err;
@@ -119,7 +133,7 @@ export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd(
 function limitsFrom(
   values: Map<ValueFlag, string>,
   cwd: string,
-): Omit<RunOptions, 'timeNamespace' | 'command'> {
+): Omit<RunOptions, 'timeNamespace' | 'sysinfo' | 'command'> {
   const memoryText = values.get('memory');
   const memoryBytes = memoryText === undefined ? undefined : parseSize(memoryText);
   if (memoryBytes !== undefined && memoryBytes < minMemoryBytes) {
@@ -158,6 +172,14 @@ function limitsFrom(
     ...(cpusetText !== undefined && { cpuset: parseCpuList(cpusetText) }),
     ...(view !== undefined && { viewDir: resolve(cwd, view) }),
     ...(rootfs !== undefined && { rootfs: resolve(cwd, rootfs) }),
+    ...sysinfoSocketFrom(values.get('sysinfo-socket'), view, cwd),
     logLevel: logLevel as LogLevel,
   };
+}
+
+function sysinfoSocketFrom(socket: string | undefined, view: string | undefined, cwd: string): { sysinfoSocket?: string } {
+  if (socket === undefined) return {};
+  if (view === undefined) throw new UsageError('--sysinfo-socket goes with --view (a private daemon has its own socket)');
+  if (socket === '') throw new UsageError('--sysinfo-socket needs a path');
+  return { sysinfoSocket: resolve(cwd, socket) };
 }

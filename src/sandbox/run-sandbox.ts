@@ -15,19 +15,21 @@ import { type CgroupHost, hostCpus, readCgroupHost } from './cgroup-host.js';
 import { createV1Cgroup } from './cgroup-v1.js';
 import { createV2Cgroup } from './cgroup-v2.js';
 import { CleanupStack } from './cleanup-stack.js';
-import { checkCommand, defaultPath } from './command-lookup.js';
+import { checkCommand, defaultPath, findHostProgram } from './command-lookup.js';
 import { startPrivateDaemon } from './private-daemon.js';
 import { formatCpuList } from './quantities.js';
 import { errnoCode, RunError } from './run-error.js';
 import type { RunOptions } from './run-options.js';
 import type { SandboxCgroup } from './sandbox-cgroup.js';
 import { type RunningSandbox, type SandboxExit, startSandbox } from './sandbox-process.js';
-import { launcherArgv, renderSetupScript, type SandboxLayout } from './setup-script.js';
+import { launcherArgv, renderSetupScript, type SandboxLayout, type SysinfoLaunch } from './setup-script.js';
 
 export interface RunEnvironment {
   readonly log: Logger;
   /** argv of the view daemon started when no `--view` is given, without pidfile and mountpoint. */
   readonly daemonCommand: readonly string[];
+  /** argv of the sysinfo filter installer (node and syscall/filter-exec.js). */
+  readonly filterExecCommand: readonly string[];
 }
 
 /** How long CMD may take to exit after `run` passed it a stop signal, before everything is killed. */
@@ -107,20 +109,30 @@ async function buildAndRun(
   );
 
   let viewDir: string;
+  let sysinfoSocket: string | undefined;
   if (options.viewDir !== undefined) {
     viewDir = options.viewDir;
     await checkView(viewDir);
+    if (options.sysinfo) sysinfoSocket = options.sysinfoSocket;
+    if (options.sysinfo && sysinfoSocket === undefined) {
+      log.warn('--view without --sysinfo-socket: sysinfo(2) shows the host\'s values in this sandbox');
+    }
   } else {
     const daemon = await startPrivateDaemon({
       command: env.daemonCommand,
       signal: stop.controller.signal,
+      sysinfo: options.sysinfo,
       log,
     });
     cleanup.push('stop the private view daemon', () => daemon.stop());
     viewDir = daemon.viewDir;
+    sysinfoSocket = daemon.sysinfoSocket;
   }
   stop.throwIfRequested();
-  const layout = await sandboxLayout(viewDir, options.rootfs);
+  const layout = {
+    ...(await sandboxLayout(viewDir, options.rootfs)),
+    ...(sysinfoSocket !== undefined && { sysinfo: sysinfoLaunch(sysinfoSocket, env) }),
+  };
   log.debug({ layout }, 'sandbox layout');
 
   const name = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -144,6 +156,23 @@ async function buildAndRun(
   const forcedKill = passStopSignals(sandbox, cgroup, stop, env);
   const exit = await sandbox.exit;
   return exitStatus(exit, stop, forcedKill());
+}
+
+/** How CMD is started under the sysinfo filter (see syscall/filter-exec.ts). */
+function sysinfoLaunch(socket: string, env: RunEnvironment): SysinfoLaunch {
+  const path = process.env.PATH ?? defaultPath;
+  const program = (name: string) => {
+    const found = findHostProgram(name, path);
+    if (found === undefined) throw new RunError(`lxcfs-ts run needs '${name}' on the host; install coreutils`);
+    return found;
+  };
+  return {
+    filterExec: env.filterExecCommand,
+    socket,
+    id: `run-${process.pid}`,
+    env: program('env'),
+    chroot: program('chroot'),
+  };
 }
 
 function exitStatus(exit: SandboxExit, stop: StopRequests, forcedKill: boolean): number {

@@ -26,6 +26,20 @@ export interface SandboxLayout {
   readonly procFiles: readonly string[];
   /** Whether the view has `sys/devices/system/cpu` to bind over the sandbox's sysfs. */
   readonly cpuDirectory: boolean;
+  /** The syscall view: CMD is started through the seccomp filter installer. */
+  readonly sysinfo?: SysinfoLaunch;
+}
+
+export interface SysinfoLaunch {
+  /** argv that installs the filter, sends its listener to the daemon and execs the rest (host paths). */
+  readonly filterExec: readonly string[];
+  /** The daemon's sysinfo socket (host path). */
+  readonly socket: string;
+  /** A name for the sandbox in the daemon's logs. */
+  readonly id: string;
+  /** Host paths of env and chroot, which look CMD up (PATH) after the exec. */
+  readonly env: string;
+  readonly chroot: string;
 }
 
 /** One command the setup script runs, in order; any failure aborts the setup (`set -e`). */
@@ -107,10 +121,15 @@ export const readyMessage = 'ready';
 export function renderSetupScript(layout: SandboxLayout): string {
   const lines = ['set -e', ...setupSteps(layout).map(renderCommand)];
   lines.push(`printf '%s\\n' ${readyMessage} >&${readyFd}`);
+  const sysinfo = layout.sysinfo;
+  // With the syscall view, a host program installs the filter, then execs env or chroot, which find CMD.
+  const through = (program: string) =>
+    sysinfo ? `${renderCommand([...sysinfo.filterExec, sysinfo.socket, sysinfo.id, program])} ` : '';
   if (layout.rootfs !== undefined) {
-    lines.push(`cd ${shellQuote(layout.rootfs)}`, 'mount --move . /', `exec chroot . "$@" ${readyFd}>&-`);
+    const chroot = sysinfo ? `${through(sysinfo.chroot)}.` : 'chroot .';
+    lines.push(`cd ${shellQuote(layout.rootfs)}`, 'mount --move . /', `exec ${chroot} "$@" ${readyFd}>&-`);
   } else {
-    lines.push(`exec "$@" ${readyFd}>&-`);
+    lines.push(sysinfo ? `exec ${through(sysinfo.env)}-- "$@" ${readyFd}>&-` : `exec "$@" ${readyFd}>&-`);
   }
   return `${lines.join('\n')}\n`;
 }

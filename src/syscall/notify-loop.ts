@@ -1,0 +1,238 @@
+/**
+ * The syscall view's thread in the serving process: waits on every seccomp listener at once
+ * (poll), takes each `sysinfo` notification, writes the caller's container view into its
+ * `struct sysinfo` and lets the call return 0. Synchronous from end to end, like the FUSE request
+ * threads, and for the same reason: nothing else runs on this thread, so a blocking wait is free.
+ *
+ * Listeners arrive as descriptor numbers of the supervisor's process (it holds the originals);
+ * this thread copies them with pidfd_getfd. A listener whose processes are all gone reports
+ * POLLHUP: its copy is closed and the supervisor is told to close the original.
+ *
+ * Crash safety: the notification being answered is recorded (listener, id, caller, address) in
+ * a file the supervisor holds; the next serving process answers it if the kernel still has it
+ * waiting (NOTIF_ID_VALID), so a kill -9 in the middle of an answer costs the caller a short wait.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { createSysinfoViews, type SharedViewState, type SysinfoViews } from '../agent/container-views.js';
+import { createLogger, type LogLevel } from '../common/log.js';
+import type { ViewOptions } from '../common/options.js';
+import { closeFd, ioctlErrno, NativeError, nativeArch, pidfdGetfd, pidfdOpen, poll } from '../native/libc.js';
+import {
+  AUDIT_ARCH,
+  decodeNotification,
+  encodeResponse,
+  encodeSysinfo,
+  type Notification,
+  NOTIF_RESP_SIZE,
+  NOTIF_SIZE,
+  SECCOMP_IOCTL_NOTIF_ID_VALID,
+  SECCOMP_IOCTL_NOTIF_RECV,
+  SECCOMP_IOCTL_NOTIF_SEND,
+  SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+  SYSINFO_NR,
+  SYSINFO_SIZE,
+} from './seccomp-abi.js';
+import { sysinfoFromViews } from './sysinfo-answer.js';
+import { InflightRecord } from './inflight-record.js';
+import { SyscallStats } from './syscall-stats.js';
+
+export interface NotifyLoopData {
+  view: ViewOptions;
+  shared: SharedViewState;
+  logLevel: LogLevel;
+  /** The process that holds the listeners (the supervisor). */
+  holderPid: number;
+  /** The in-flight record's descriptor (see InflightRecord). */
+  inflightFd: number;
+  /** Shared counters read by /metrics. */
+  stats: SharedArrayBuffer;
+  /** Messages from the serving process's main thread: `{ add: number[] }`. */
+  port: MessagePort;
+}
+
+/** Messages this thread posts to the main thread. */
+export type NotifyLoopMessage = { type: 'ready' } | { type: 'released'; fd: number };
+
+const POLLIN = 0x1;
+const POLLERR = 0x8;
+const POLLHUP = 0x10;
+const POLLNVAL = 0x20;
+/** How often the thread looks for new listeners while no notification arrives. */
+const POLL_TIMEOUT_MS = 50;
+const EFAULT = 14;
+
+interface Copy {
+  /** The listener's number in the holder's process. */
+  readonly holderFd: number;
+  /** Our copy. */
+  readonly fd: number;
+}
+
+class NotifyLoop {
+  private readonly log;
+  private readonly views: SysinfoViews;
+  private readonly holderPidfd: number;
+  private readonly copies: Copy[] = [];
+  private pollfds = Buffer.alloc(0);
+  private readonly notif = Buffer.alloc(NOTIF_SIZE);
+  private readonly resp = Buffer.alloc(NOTIF_RESP_SIZE);
+  private readonly idBuf = Buffer.alloc(8);
+  private readonly sysinfo = Buffer.alloc(SYSINFO_SIZE);
+  private readonly arch = nativeArch();
+  private readonly inflight: InflightRecord;
+  private readonly stats: SyscallStats;
+
+  constructor(private readonly data: NotifyLoopData) {
+    this.log = createLogger(data.logLevel, { thread: 'sysinfo' });
+    this.views = createSysinfoViews(data.view, data.shared, this.log);
+    this.holderPidfd = pidfdOpen(data.holderPid);
+    this.inflight = new InflightRecord(data.inflightFd);
+    this.stats = new SyscallStats(data.stats);
+  }
+
+  run(): never {
+    this.takeNewListeners();
+    this.finishInterrupted();
+    this.post({ type: 'ready' });
+    for (;;) {
+      const ready = poll(this.pollfds, this.copies.length, POLL_TIMEOUT_MS);
+      if (ready > 0) this.serveReady();
+      this.takeNewListeners();
+    }
+  }
+
+  private serveReady(): void {
+    // Walk backwards: a released entry is removed in place.
+    for (let i = this.copies.length - 1; i >= 0; i--) {
+      const revents = this.pollfds.readInt16LE(i * 8 + 6);
+      if (revents === 0) continue;
+      const copy = this.copies[i]!;
+      if (revents & POLLIN) this.receiveOne(copy);
+      else if (revents & (POLLHUP | POLLERR | POLLNVAL)) this.release(i);
+    }
+  }
+
+  private receiveOne(copy: Copy): void {
+    this.notif.fill(0);
+    const rc = ioctlErrno(copy.fd, SECCOMP_IOCTL_NOTIF_RECV, this.notif);
+    // ENOENT: the caller was interrupted (killed) before we took it. Nothing to answer.
+    if (rc < 0) {
+      if (-rc !== 2 && -rc !== 4) this.log.warn({ errno: -rc, fd: copy.holderFd }, 'NOTIF_RECV failed');
+      return;
+    }
+    const n = decodeNotification(this.notif);
+    this.inflight.begin(copy.holderFd, n);
+    const started = process.hrtime.bigint();
+    this.answer(copy.fd, n);
+    this.inflight.end();
+    this.stats.record(Number(process.hrtime.bigint() - started));
+  }
+
+  /**
+   * Writes the view into the caller's struct and returns 0, or lets the kernel run the real call
+   * when the caller is not one we serve. The caller's memory is opened before the id is checked:
+   * if the caller died and its pid was reused after that check, the write goes to the dead
+   * process's memory, never into an unrelated one.
+   */
+  private answer(fd: number, n: Notification): void {
+    if (n.arch !== AUDIT_ARCH[this.arch] || n.nr !== SYSINFO_NR[this.arch]) return this.send(fd, n.id, 'continue');
+    const fields = sysinfoFromViews(this.views.texts(n.pid) ?? emptyTexts);
+    if (fields === null) {
+      this.stats.continued();
+      return this.send(fd, n.id, 'continue');
+    }
+    let mem: number;
+    try {
+      mem = openSync(`/proc/${n.pid}/mem`, 'r+');
+    } catch {
+      return; // the caller is gone; the kernel dropped its notification
+    }
+    try {
+      if (!this.idValid(fd, n.id)) return;
+      try {
+        writeSync(mem, encodeSysinfo(fields, this.sysinfo), 0, SYSINFO_SIZE, Number(n.arg0));
+      } catch {
+        // An unmapped or read-only address: the kernel's sysinfo fails with EFAULT there too.
+        this.stats.faulted();
+        return this.send(fd, n.id, 'efault');
+      }
+    } finally {
+      closeSync(mem);
+    }
+    this.send(fd, n.id, 'ok');
+  }
+
+  private idValid(fd: number, id: bigint): boolean {
+    this.idBuf.writeBigUInt64LE(id);
+    return ioctlErrno(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, this.idBuf) === 0;
+  }
+
+  private send(fd: number, id: bigint, outcome: 'ok' | 'continue' | 'efault'): void {
+    encodeResponse(this.resp, id, {
+      val: 0,
+      error: outcome === 'efault' ? -EFAULT : 0,
+      flags: outcome === 'continue' ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0,
+    });
+    // ENOENT: the caller died meanwhile. Nothing else can go wrong that an answer could fix.
+    const rc = ioctlErrno(fd, SECCOMP_IOCTL_NOTIF_SEND, this.resp);
+    if (rc < 0 && -rc !== 2) this.log.warn({ errno: -rc }, 'NOTIF_SEND failed');
+  }
+
+  /** A notification the previous serving process took but did not answer (it was killed). */
+  private finishInterrupted(): void {
+    const left = this.inflight.read();
+    if (left === null) return;
+    this.inflight.end();
+    const copy = this.copies.find((c) => c.holderFd === left.holderFd);
+    if (copy === undefined || !this.idValid(copy.fd, left.notification.id)) return;
+    this.log.info({ pid: left.notification.pid }, 'answering the sysinfo call the previous serving process left open');
+    this.answer(copy.fd, left.notification);
+    this.stats.recovered();
+  }
+
+  private takeNewListeners(): void {
+    let changed = false;
+    for (let m = receiveMessageOnPort(this.data.port); m !== undefined; m = receiveMessageOnPort(this.data.port)) {
+      for (const holderFd of (m.message as { add: number[] }).add) {
+        if (this.copies.some((c) => c.holderFd === holderFd)) continue;
+        try {
+          this.copies.push({ holderFd, fd: pidfdGetfd(this.holderPidfd, holderFd) });
+          changed = true;
+        } catch (err) {
+          this.log.error({ err, holderFd }, 'cannot copy a seccomp listener from the supervisor');
+        }
+      }
+    }
+    if (changed) this.rebuildPollSet();
+  }
+
+  private release(index: number): void {
+    const [copy] = this.copies.splice(index, 1);
+    if (copy === undefined) return;
+    try {
+      closeFd(copy.fd);
+    } catch (err) {
+      if (!(err instanceof NativeError)) throw err;
+    }
+    this.rebuildPollSet();
+    this.post({ type: 'released', fd: copy.holderFd });
+  }
+
+  private rebuildPollSet(): void {
+    this.pollfds = Buffer.alloc(Math.max(1, this.copies.length) * 8);
+    this.copies.forEach((c, i) => {
+      this.pollfds.writeInt32LE(c.fd, i * 8);
+      this.pollfds.writeInt16LE(POLLIN, i * 8 + 4);
+    });
+    this.stats.setListeners(this.copies.length);
+  }
+
+  private post(message: NotifyLoopMessage): void {
+    this.data.port.postMessage(message);
+  }
+}
+
+const emptyTexts = { meminfo: '', uptime: '', loadavg: '', threads: null };
+
+new NotifyLoop(workerData as NotifyLoopData).run();
