@@ -15,7 +15,13 @@ import { renderCpuListFile } from '../views/cpu-files.js';
 import { type HostCpuinfo, parseHostCpuinfo, renderCpuinfo } from '../views/cpuinfo.js';
 import { renderDiskstats } from '../views/diskstats.js';
 import { renderLoadavg } from '../views/loadavg.js';
-import { containerMemTotalKb, type HostMeminfo, parseHostMeminfo, renderMeminfo } from '../views/meminfo.js';
+import {
+  containerMemTotalKb,
+  type HostMeminfo,
+  meminfoHeadline,
+  parseHostMeminfo,
+  renderMeminfo,
+} from '../views/meminfo.js';
 import { cgroupPressure } from '../views/pressure.js';
 import { cgroupSlabinfo } from '../views/slabinfo.js';
 import { type HostStat, parseHostStat, renderStat } from '../views/stat.js';
@@ -26,7 +32,7 @@ import {
   type CpuSample,
   counterRegionSize,
 } from '../views/stat-counters.js';
-import type { ViewTexts } from '../syscall/sysinfo-answer.js';
+import { avenrunFromLoadavg, type ContainerFigures } from '../syscall/sysinfo-answer.js';
 import { computeSwap, noSwap, renderSwaps } from '../views/swaps.js';
 import { parseUptime, renderUptime } from '../views/uptime.js';
 import { LoadSlot, loadavgKey } from './loadavg-sampler.js';
@@ -103,15 +109,15 @@ export function createContainerViewSource(
   return new ContainerViews(options, shared, log);
 }
 
-/** What the syscall view needs of a caller's container: the texts its files show right now. */
+/** What the syscall view needs of a caller's container: the figures its files show right now. */
 export interface SysinfoViews {
-  /** Null when the caller cannot be resolved (gone, or not a process we can read). */
-  texts(callerPid: number): ViewTexts | null;
+  /** Null when the caller is not served (unresolvable, or no container figures). */
+  figures(callerPid: number): ContainerFigures | null;
 }
 
 export function createSysinfoViews(options: ViewOptions, shared: SharedViewState, log: Logger): SysinfoViews {
   const views = new ContainerViews(options, shared, log);
-  return { texts: (pid) => views.sysinfoTexts(pid) };
+  return { figures: (pid) => views.sysinfoFigures(pid) };
 }
 
 interface Timed<T> {
@@ -142,6 +148,8 @@ class ContainerViews implements ViewSource {
   private hostStat: Timed<HostStat> | null = null;
   private hostCpuinfo: Timed<HostCpuinfo | null> | null = null;
   private readonly cpuinfoCache = new Map<string, Buffer>();
+  /** Thread counts for sysinfo's `procs`, reused for as long as host-wide content is. */
+  private readonly threadCounts = new Map<string, Timed<number>>();
   private hostOnline: Timed<readonly number[]> | null = null;
   private readonly visibleCache = new WeakMap<
     CpuLimits,
@@ -197,39 +205,67 @@ class ContainerViews implements ViewSource {
   }
 
   /**
-   * The files sysinfo(2) is derived from, exactly as this caller would read them now (the host's
-   * content where the container has none), plus its thread count now (the load-average
-   * sampler's count in /proc/loadavg can be seconds old).
+   * The figures sysinfo(2) is composed from, exactly those this caller's files are rendered from
+   * now; null when the caller cannot be resolved or its container has no memory figures (the
+   * kernel then answers with the host's, as the file would show the host's).
    */
-  sysinfoTexts(callerPid: number): ViewTexts | null {
+  sysinfoFigures(callerPid: number): ContainerFigures | null {
     try {
       const caller = this.resolver.resolve(callerPid);
       if (caller === null) return null;
-      const text = (path: string) => (this.render(path, caller) ?? this.host(path)).toString('latin1');
-      return {
-        meminfo: text('proc/meminfo'),
-        uptime: text('proc/uptime'),
-        loadavg: text('proc/loadavg'),
-        threads: this.threadCount(caller),
-      };
+      const path = caller.paths.memory;
+      const host = this.parsedMeminfo();
+      if (path === null || host === null) return null;
+      const mem = this.memory.read(path, !this.options.disableSwap && host.swapTotalKb > 0);
+      if (mem === null) return null;
+      const total = containerMemTotalKb(host, mem);
+      const swap = computeSwap(mem, total.kb, host.swapTotalKb, this.options.disableSwap);
+      const uptimeSec = this.callerUptimeSec(caller);
+      const avenrun = this.averages(caller);
+      const threads = this.threadCount(caller);
+      if (!Number.isFinite(uptimeSec) || avenrun === null || threads === null) return null;
+      return { memory: meminfoHeadline(host, mem, swap), uptimeSec, avenrun, threads };
     } catch (err) {
       this.log.warn({ pid: callerPid, err }, 'sysinfo view failed: the kernel answers instead');
       return null;
     }
   }
 
-  /** Threads of the caller's own cgroup (the load-average sampler counts sub-cgroups too). */
+  /** The averages /proc/loadavg shows this caller: the sampler's with `-l`, else the host's. */
+  private averages(caller: CallerContext): [number, number, number] | null {
+    if (!this.options.enableLoadavg) {
+      const host = this.files.readText(`${this.options.procRoot}/loadavg`);
+      return host === null ? null : avenrunFromLoadavg(host);
+    }
+    const key = loadavgKey(this.layout, caller.paths);
+    const ref = key === null ? null : this.entry(this.loads, key);
+    if (ref === null) return null;
+    return this.loads.withEntry(ref, (slot) => {
+      const at = slot * this.loads.payloadDoubles;
+      const p = this.loads.payload;
+      return [p[at + LoadSlot.avg1]!, p[at + LoadSlot.avg5]!, p[at + LoadSlot.avg15]!] as [number, number, number];
+    });
+  }
+
+  /** Threads of the caller's own cgroup, at most 100 ms old (the load-average sampler counts sub-cgroups too). */
   private threadCount(caller: CallerContext): number | null {
+    const now = performance.now();
     for (const controller of taskControllers) {
       const path = caller.paths[controller];
       const hierarchy = this.layout.hierarchy[controller];
       if (path === null || hierarchy === null) continue;
-      const file = this.layout.version === 1 ? 'tasks' : 'cgroup.threads';
-      const text = this.files.readText(`${cgroupDir(hierarchy, path)}/${file}`);
-      if (text === null) continue;
+      const file = `${cgroupDir(hierarchy, path)}/${this.layout.version === 1 ? 'tasks' : 'cgroup.threads'}`;
+      const cached = this.threadCounts.get(file);
+      if (cached !== undefined && now - cached.at < hostTtlMs) return cached.value;
+      const n = this.files.read(file);
+      if (n < 0) continue;
+      const buf = this.files.buffer;
       let lines = 0;
-      for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) lines++;
-      return Math.max(1, lines);
+      for (let i = 0; i < n; i++) if (buf[i] === 0x0a) lines++;
+      const value = Math.max(1, lines);
+      if (this.threadCounts.size > 4096) this.threadCounts.clear();
+      this.threadCounts.set(file, { at: now, value });
+      return value;
     }
     return null;
   }

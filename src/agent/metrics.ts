@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { opcodeNames } from '../fuse/protocol.js';
 import { LATENCY_BUCKETS_S, type RequestStatsBuffer, readRequestTotals } from '../fuse/request-stats.js';
 import type { PoolStatus } from '../fuse/worker-pool.js';
+import type { SyscallTotals } from '../syscall/syscall-stats.js';
 
 export interface AgentMetricSources {
   requests: RequestStatsBuffer;
@@ -16,6 +17,8 @@ export interface AgentMetricSources {
   serverRestarts: number;
   /** Container repairs by result, counted by the supervisor (which runs them) since it started. */
   repairs: () => Readonly<Record<string, number>>;
+  /** The syscall view's counters, when it is on. */
+  syscalls?: () => SyscallTotals;
 }
 
 type Labels = Record<string, string>;
@@ -54,6 +57,7 @@ export class AgentMetrics {
       latency.push(sample('lxcfs_ts_request_duration_seconds_count', { op: op(l.opcode) }, l.count));
     }
     const cpu = process.cpuUsage();
+    const sys = this.sources.syscalls?.();
     const families = [
       family('lxcfs_ts_requests_total', 'counter', 'FUSE requests answered, by operation and file',
         totals.requests.map((r) => sample('lxcfs_ts_requests_total', { op: op(r.opcode), file: r.label }, r.count))),
@@ -73,6 +77,7 @@ export class AgentMetrics {
       family('lxcfs_ts_repairs_total', 'counter',
         'Binds of the view in containers: repaired (stale, re-bound), restored (after a planned stop), failed, unreachable (the container cannot see the view)',
         Object.entries(this.sources.repairs()).map(([result, count]) => sample('lxcfs_ts_repairs_total', { result }, count))),
+      ...(sys ? syscallFamilies(sys) : []),
       family('lxcfs_ts_process_resident_memory_bytes', 'gauge', 'Resident memory of the serving process',
         [sample('lxcfs_ts_process_resident_memory_bytes', {}, residentBytes())]),
       family('lxcfs_ts_process_open_fds', 'gauge', 'Open file descriptors of the serving process',
@@ -82,6 +87,23 @@ export class AgentMetrics {
     ];
     return `${families.join('\n')}\n`;
   }
+}
+
+function syscallFamilies(sys: SyscallTotals): string[] {
+  return [
+    family('lxcfs_ts_sysinfo_calls_total', 'counter',
+      'sysinfo(2) calls of containers: answered from the view, continued (the kernel answered), faulted (EFAULT), recovered (left open by a killed serving process)',
+      [
+        sample('lxcfs_ts_sysinfo_calls_total', { result: 'answered' }, sys.answered - sys.continued - sys.faulted),
+        sample('lxcfs_ts_sysinfo_calls_total', { result: 'continued' }, sys.continued),
+        sample('lxcfs_ts_sysinfo_calls_total', { result: 'faulted' }, sys.faulted),
+        sample('lxcfs_ts_sysinfo_calls_total', { result: 'recovered' }, sys.recovered),
+      ]),
+    family('lxcfs_ts_sysinfo_answer_seconds_total', 'counter', 'Time spent answering sysinfo(2) notifications',
+      [sample('lxcfs_ts_sysinfo_answer_seconds_total', {}, sys.seconds)]),
+    family('lxcfs_ts_sysinfo_listeners', 'gauge', 'Seccomp listeners served (one per container start or exec)',
+      [sample('lxcfs_ts_sysinfo_listeners', {}, sys.listeners)]),
+  ];
 }
 
 function residentBytes(): number {

@@ -149,6 +149,7 @@ if (config.healthAddress) {
     pool: () => pool.status(),
     serverRestarts: config.generation,
     repairs: () => repairs,
+    ...(syscallView && { syscalls: () => syscallView.stats.totals() }),
   });
   startHealthServer(
     config.healthAddress,

@@ -12,12 +12,20 @@
  * a file the supervisor holds; the next serving process answers it if the kernel still has it
  * waiting (NOTIF_ID_VALID), so a kill -9 in the middle of an answer costs the caller a short wait.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createSysinfoViews, type SharedViewState, type SysinfoViews } from '../agent/container-views.js';
 import { createLogger, type LogLevel } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
-import { closeFd, ioctlErrno, NativeError, nativeArch, pidfdGetfd, pidfdOpen, poll } from '../native/libc.js';
+import {
+  closeFd,
+  ioctlErrno,
+  NativeError,
+  nativeArch,
+  pidfdGetfd,
+  pidfdOpen,
+  poll,
+  processVmWrite,
+} from '../native/libc.js';
 import {
   AUDIT_ARCH,
   decodeNotification,
@@ -33,7 +41,7 @@ import {
   SYSINFO_NR,
   SYSINFO_SIZE,
 } from './seccomp-abi.js';
-import { sysinfoFromViews } from './sysinfo-answer.js';
+import { composeSysinfo } from './sysinfo-answer.js';
 import { InflightRecord } from './inflight-record.js';
 import { SyscallStats } from './syscall-stats.js';
 
@@ -131,34 +139,30 @@ class NotifyLoop {
 
   /**
    * Writes the view into the caller's struct and returns 0, or lets the kernel run the real call
-   * when the caller is not one we serve. The caller's memory is opened before the id is checked:
-   * if the caller died and its pid was reused after that check, the write goes to the dead
-   * process's memory, never into an unrelated one.
+   * when the caller is not one we serve. process_vm_writev honours page protections, so a bad or
+   * read-only pointer fails with EFAULT exactly where the kernel's own sysinfo would. The pid is
+   * checked against pid reuse on both sides of the write: a caller that is still waiting holds
+   * its pid, so a notification valid after the write proves the write reached the caller.
    */
   private answer(fd: number, n: Notification): void {
     if (n.arch !== AUDIT_ARCH[this.arch] || n.nr !== SYSINFO_NR[this.arch]) return this.send(fd, n.id, 'continue');
-    const fields = sysinfoFromViews(this.views.texts(n.pid) ?? emptyTexts);
-    if (fields === null) {
+    const figures = this.views.figures(n.pid);
+    if (figures === null) {
       this.stats.continued();
       return this.send(fd, n.id, 'continue');
     }
-    let mem: number;
+    const fields = composeSysinfo(figures);
+    if (!this.idValid(fd, n.id)) return; // the caller is gone; the kernel dropped its notification
     try {
-      mem = openSync(`/proc/${n.pid}/mem`, 'r+');
-    } catch {
-      return; // the caller is gone; the kernel dropped its notification
+      processVmWrite(n.pid, n.arg0, encodeSysinfo(fields, this.sysinfo));
+    } catch (err) {
+      if (err instanceof NativeError && err.code === 'ESRCH') return;
+      this.stats.faulted();
+      return this.send(fd, n.id, 'efault');
     }
-    try {
-      if (!this.idValid(fd, n.id)) return;
-      try {
-        writeSync(mem, encodeSysinfo(fields, this.sysinfo), 0, SYSINFO_SIZE, Number(n.arg0));
-      } catch {
-        // An unmapped or read-only address: the kernel's sysinfo fails with EFAULT there too.
-        this.stats.faulted();
-        return this.send(fd, n.id, 'efault');
-      }
-    } finally {
-      closeSync(mem);
+    if (!this.idValid(fd, n.id)) {
+      this.log.warn({ pid: n.pid }, 'a sysinfo caller died while its answer was written');
+      return;
     }
     this.send(fd, n.id, 'ok');
   }
@@ -232,7 +236,5 @@ class NotifyLoop {
     this.data.port.postMessage(message);
   }
 }
-
-const emptyTexts = { meminfo: '', uptime: '', loadavg: '', threads: null };
 
 new NotifyLoop(workerData as NotifyLoopData).run();

@@ -1,56 +1,52 @@
 /**
- * What `sysinfo(2)` tells a container, derived from the very files the view serves the same
- * caller at the same moment (its /proc/meminfo, /proc/uptime, /proc/loadavg), so `free` from
- * busybox (sysinfo) and from procps (/proc/meminfo) print the same numbers, and so do
- * `os.getloadavg()` and `cat /proc/loadavg`. Pure: texts in, fields out.
+ * What `sysinfo(2)` tells a container, composed from the same figures its files are rendered
+ * from at the same moment (the MemTotal/MemFree/Shmem/Buffers/Swap lines of its /proc/meminfo,
+ * the uptime of its /proc/uptime, the averages behind its /proc/loadavg), so busybox `free`
+ * (sysinfo) and procps `free` (/proc/meminfo) print the same numbers, and so do `os.getloadavg()`
+ * and `cat /proc/loadavg`. Pure: figures in, the kernel's fields out.
  */
+import type { MeminfoHeadline } from '../views/meminfo.js';
+import { FSHIFT } from '../views/loadavg.js';
 import type { SysinfoFields } from './seccomp-abi.js';
 
-export interface ViewTexts {
-  readonly meminfo: string;
-  readonly uptime: string;
-  readonly loadavg: string;
-  /** The container's thread count, or null to take it from /proc/loadavg's fourth field. */
-  readonly threads: number | null;
+/** sysinfo's load averages have 16 fractional bits (SI_LOAD_SHIFT), the kernel's averages 11. */
+const SI_LOAD_SHIFT = 16;
+
+export interface ContainerFigures {
+  readonly memory: MeminfoHeadline;
+  /** The uptime the caller's /proc/uptime shows, in seconds. */
+  readonly uptimeSec: number;
+  /** Load averages in the kernel's fixed point (FIXED_1 = 2048), as /proc/loadavg renders them. */
+  readonly avenrun: readonly [number, number, number];
+  /** Threads of the container. */
+  readonly threads: number;
 }
 
-/** sysinfo's load averages are 1/65536 fixed point (SI_LOAD_SHIFT 16). */
-const LOAD_SCALE = 65536;
-
-function meminfoBytes(text: string, key: string): number | null {
-  const at = text.indexOf(`\n${key}:`);
-  const start = at >= 0 ? at + key.length + 2 : text.startsWith(`${key}:`) ? key.length + 1 : -1;
-  if (start < 0) return null;
-  const end = text.indexOf('\n', start);
-  const kb = Number.parseInt(text.slice(start, end < 0 ? undefined : end).trim(), 10);
-  return Number.isFinite(kb) ? kb * 1024 : null;
+export function composeSysinfo(figures: ContainerFigures): SysinfoFields {
+  const kb = (value: number) => value * 1024;
+  const load = (avenrun: number) => Math.max(0, Math.floor(avenrun)) * 2 ** (SI_LOAD_SHIFT - FSHIFT);
+  const m = figures.memory;
+  return {
+    // The kernel rounds a partial second up.
+    uptime: Math.ceil(figures.uptimeSec),
+    loads: [load(figures.avenrun[0]), load(figures.avenrun[1]), load(figures.avenrun[2])],
+    totalram: kb(m.totalKb),
+    freeram: kb(m.freeKb),
+    sharedram: kb(m.sharedKb),
+    bufferram: kb(m.buffersKb),
+    totalswap: kb(m.swapTotalKb),
+    freeswap: kb(m.swapFreeKb),
+    procs: figures.threads,
+  };
 }
 
 /**
- * The fields, or null when a text lacks what they need (then the kernel's own answer is used).
- * The uptime is rounded up, as the kernel rounds any fraction of a second.
+ * The host's /proc/loadavg averages back in fixed point, for containers served the host's file
+ * (no `-l`): the kernel's own sysinfo would carry more digits, but then the two would disagree.
  */
-export function sysinfoFromViews(texts: ViewTexts): SysinfoFields | null {
-  const total = meminfoBytes(texts.meminfo, 'MemTotal');
-  const free = meminfoBytes(texts.meminfo, 'MemFree');
-  if (total === null || free === null) return null;
-  const uptime = Number.parseFloat(texts.uptime);
-  if (!Number.isFinite(uptime)) return null;
-  const fields = texts.loadavg.trim().split(/\s+/);
-  const loads = fields.slice(0, 3).map((f) => Math.round(Number.parseFloat(f) * LOAD_SCALE));
-  if (loads.length !== 3 || !loads.every(Number.isFinite)) return null;
-  const tasks = /^\d+\/(\d+)$/.exec(fields[3] ?? '');
-  const procs = texts.threads ?? (tasks ? Number(tasks[1]) : Number.NaN);
-  if (!Number.isFinite(procs)) return null;
-  return {
-    uptime: Math.ceil(uptime),
-    loads: [loads[0]!, loads[1]!, loads[2]!],
-    totalram: total,
-    freeram: free,
-    sharedram: meminfoBytes(texts.meminfo, 'Shmem') ?? 0,
-    bufferram: meminfoBytes(texts.meminfo, 'Buffers') ?? 0,
-    totalswap: meminfoBytes(texts.meminfo, 'SwapTotal') ?? 0,
-    freeswap: meminfoBytes(texts.meminfo, 'SwapFree') ?? 0,
-    procs,
-  };
+export function avenrunFromLoadavg(text: string): [number, number, number] | null {
+  const fields = text.trim().split(/\s+/).slice(0, 3).map(Number);
+  if (fields.length !== 3 || !fields.every(Number.isFinite)) return null;
+  const fixed = (x: number) => Math.round(x * (1 << FSHIFT));
+  return [fixed(fields[0]!), fixed(fields[1]!), fixed(fields[2]!)];
 }

@@ -160,6 +160,54 @@ export function containerMemTotalKb(
   return { kb: limitKb, clamped: false };
 }
 
+function statKb(mem: MemorySnapshot, slot: number): number {
+  const bytes = mem.stat[slot]!;
+  return bytes >= 0 && Number.isFinite(bytes) ? Math.floor(bytes / 1024) : 0;
+}
+
+/** MemTotal, MemFree and MemAvailable of the container (formulas in renderMeminfo's comment). */
+function containerFreeKb(
+  host: HostMeminfo,
+  mem: MemorySnapshot,
+): { total: { kb: number; clamped: boolean }; free: number; available: number } {
+  const total = containerMemTotalKb(host, mem);
+  const usageKb = Math.floor(mem.usage / 1024);
+  let free = Math.max(0, total.kb - usageKb);
+  const reclaimable =
+    statKb(mem, MemStat.activeFile) +
+    statKb(mem, MemStat.inactiveFile) +
+    (mem.version === 2 ? statKb(mem, MemStat.slabReclaimable) : 0);
+  let available = Math.min(total.kb, free + reclaimable);
+  if (total.clamped) {
+    if (host.memFreeKb >= 0) free = Math.min(free, host.memFreeKb);
+    if (host.memAvailableKb >= 0) available = Math.min(available, host.memAvailableKb);
+  }
+  return { total, free, available };
+}
+
+/** The lines of the container's /proc/meminfo that sysinfo(2) reports, in kB, computed as renderMeminfo does. */
+export interface MeminfoHeadline {
+  readonly totalKb: number;
+  readonly freeKb: number;
+  readonly sharedKb: number;
+  readonly buffersKb: number;
+  readonly swapTotalKb: number;
+  readonly swapFreeKb: number;
+}
+
+export function meminfoHeadline(host: HostMeminfo, mem: MemorySnapshot, swap: SwapFigures): MeminfoHeadline {
+  const { total, free } = containerFreeKb(host, mem);
+  return {
+    totalKb: total.kb,
+    freeKb: free,
+    sharedKb: statKb(mem, MemStat.shmem),
+    // The container's Buffers line is always 0 (block-device buffers are not charged per cgroup).
+    buffersKb: 0,
+    swapTotalKb: swap.totalKb,
+    swapFreeKb: Math.max(0, swap.totalKb - swap.usedKb),
+  };
+}
+
 /**
  * /proc/meminfo for a container: the host's file line by line, with every line that describes
  * memory use replaced by the container's value. Formulas (all kB):
@@ -177,22 +225,9 @@ export function containerMemTotalKb(
  * Every other line (CommitLimit, Vmalloc*, HugePages_*, DirectMap*...) is the host's.
  */
 export function renderMeminfo(host: HostMeminfo, mem: MemorySnapshot, swap: SwapFigures): Buffer {
-  const st = mem.stat;
   const v2 = mem.version === 2;
-  const kb = (slot: number): number => {
-    const bytes = st[slot]!;
-    return bytes >= 0 && Number.isFinite(bytes) ? Math.floor(bytes / 1024) : 0;
-  };
-  const total = containerMemTotalKb(host, mem);
-  const usageKb = Math.floor(mem.usage / 1024);
-  let free = Math.max(0, total.kb - usageKb);
-  const reclaimable =
-    kb(MemStat.activeFile) + kb(MemStat.inactiveFile) + (v2 ? kb(MemStat.slabReclaimable) : 0);
-  let available = Math.min(total.kb, free + reclaimable);
-  if (total.clamped) {
-    if (host.memFreeKb >= 0) free = Math.min(free, host.memFreeKb);
-    if (host.memAvailableKb >= 0) available = Math.min(available, host.memAvailableKb);
-  }
+  const kb = (slot: number): number => statKb(mem, slot);
+  const { total, free, available } = containerFreeKb(host, mem);
   const unevictable = kb(MemStat.unevictable);
 
   const out = writer.reset();
