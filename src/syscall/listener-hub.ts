@@ -85,7 +85,7 @@ export class ListenerHub {
     } catch (err) {
       this.log.warn({ err, fd }, 'closing a released listener failed');
     }
-    this.log.debug({ fd, container: listener.id, pid: listener.pid }, 'listener released: its processes are gone');
+    this.log.debug({ fd, container: listener.id, initPid: listener.pid }, 'listener released: its processes are gone');
   }
 
   /** Stops accepting; the held listeners stay open until the process exits (containers keep working). */
@@ -167,7 +167,7 @@ export class ListenerHub {
     fds.forEach((f, i) => i !== parsed.value.listenerIndex && closeQuietly(f));
     const listener: HeldListener = { ...parsed.value, fd, receivedAtMs: Date.now() };
     this.held.set(fd, listener);
-    this.log.info({ fd, container: listener.id, pid: listener.pid, metadata: listener.metadata }, 'seccomp listener received');
+    this.log.info({ fd, container: listener.id, initPid: listener.pid, metadata: listener.metadata }, 'seccomp listener received');
     this.events.onListener(listener);
     return null;
   }
