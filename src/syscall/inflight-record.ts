@@ -1,8 +1,9 @@
 /**
  * The one notification the syscall thread is answering, kept in a file whose descriptor the
  * supervisor holds and passes to every serving process, so that after a kill -9 mid-answer the
- * next serving process knows which call is still waiting (see notify-loop.ts). Two pwrites per
- * notification; the file is unlinked at creation, so nothing is left on disk.
+ * next serving process knows which call may still be waiting (see notify-loop.ts); the kernel
+ * says whether it is (NOTIF_ID_VALID). One pwrite per notification; the file is unlinked at
+ * creation, so nothing is left on disk.
  *
  * Layout (32 bytes): u32 state (1 = answering), i32 listener fd in the supervisor, u64 id,
  * u32 pid, u32 arch, u64 address of the caller's struct.
@@ -30,6 +31,7 @@ export class InflightRecord {
     writeSync(this.fd, b, 0, SIZE, 0);
   }
 
+  /** Marks the record answered (after a successor dealt with it). */
   end(): void {
     writeSync(this.fd, this.idle, 0, 4, 0);
   }

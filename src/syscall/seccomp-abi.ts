@@ -16,6 +16,9 @@ export const SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1;
 export const SECCOMP_IOCTL_NOTIF_RECV = 0xc0502100;
 export const SECCOMP_IOCTL_NOTIF_SEND = 0xc0182101;
 export const SECCOMP_IOCTL_NOTIF_ID_VALID = 0x40082102;
+/** _IOW('!', 4, __u64), Linux 6.6+: with SYNC_WAKE_UP the caller and the listener hand over on one CPU. */
+export const SECCOMP_IOCTL_NOTIF_SET_FLAGS = 0x40082104;
+export const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1;
 
 export const NOTIF_SIZE = 80;
 export const NOTIF_RESP_SIZE = 24;
