@@ -115,7 +115,7 @@ async function buildAndRun(
     await checkView(viewDir);
     if (options.sysinfo) sysinfoSocket = options.sysinfoSocket;
     if (options.sysinfo && sysinfoSocket === undefined) {
-      log.warn('--view without --sysinfo-socket: sysinfo(2) shows the host\'s values in this sandbox');
+      log.info('--view without --sysinfo-socket: sysinfo(2) shows the host\'s values in this sandbox');
     }
   } else {
     const daemon = await startPrivateDaemon({
