@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type RunningDaemon, startDaemon } from '../../helpers/daemon.js';
+import { type RunningDaemon, serverPidOf, startDaemon } from '../../helpers/daemon.js';
 import { mountinfo, type RunningCommand, startLxcfsTs, waitFor } from '../sandbox/helpers.js';
 
 export { waitFor };
@@ -147,6 +147,47 @@ function readdirPids(): number[] {
   return readdirSync('/proc')
     .filter((n) => /^\d+$/.test(n))
     .map(Number);
+}
+
+/** Waits until every sandbox printed the line `marker`; fails at once if one ended before. */
+export async function waitForAll(sandboxes: readonly Sandbox[], marker: string): Promise<void> {
+  await waitFor(`every sandbox to print ${marker}`, () =>
+    sandboxes.every((s) => {
+      if (s.run.child.exitCode !== null) throw new Error(`${s.label} ended early: ${s.lines.map((l) => l.text).join('\n')}`);
+      return s.lines.some((l) => l.text === marker);
+    }),
+  );
+}
+
+/**
+ * SIGKILLs the daemon's serving process `times` times, `everyMs` apart, each time waiting for the
+ * supervisor's new one. Returns the killed pids.
+ */
+export async function killServingProcesses(daemonPid: number, times: number, everyMs: number): Promise<number[]> {
+  const killed: number[] = [];
+  for (let round = 0; round < times; round++) {
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    const server = serverPidOf(daemonPid);
+    if (server === null) throw new Error('no serving process is running');
+    process.kill(server, 'SIGKILL');
+    killed.push(server);
+    await waitFor('a new serving process', () => {
+      const next = serverPidOf(daemonPid);
+      return next !== null && !killed.includes(next);
+    });
+  }
+  return killed;
+}
+
+/** Each sandbox's exit (asserted 0) and its last line, parsed as JSON (the reader's summary). */
+export async function summaries<T>(sandboxes: readonly Sandbox[]): Promise<T[]> {
+  const out: T[] = [];
+  for (const sandbox of sandboxes) {
+    const exit = await sandbox.run.result;
+    if (exit.code !== 0) throw new Error(`${sandbox.label} exited ${exit.code}: ${exit.stderr}`);
+    out.push(JSON.parse(sandbox.lines.at(-1)!.text) as T);
+  }
+  return out;
 }
 
 /** The host's own MemTotal line (what a sandbox reads once the view is not bound). */

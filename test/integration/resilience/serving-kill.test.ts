@@ -6,10 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { serverPidOf } from '../../helpers/daemon.js';
 import { needsRoot } from '../../helpers/root.js';
-import { type Sandbox, viewReader, ViewNode, waitFor } from './helpers.js';
+import { killServingProcesses, type Sandbox, summaries, viewReader, ViewNode, waitForAll } from './helpers.js';
 
 interface ReaderResult {
   reads: number;
@@ -34,30 +32,9 @@ test('three sandboxes, SIGKILL of the serving process three times: zero failed r
         `^MemTotal: +${mib * 1024} kB$`,
       ]),
     );
-    await waitFor('every reader to be reading', () =>
-      sandboxes.every((s) => {
-        if (s.run.child.exitCode !== null) throw new Error(`${s.label} ended early: ${s.lines.map((l) => l.text).join('\n')}`);
-        return s.lines.some((l) => l.text === 'reading');
-      }),
-    );
-    const killed: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      await sleep(1500);
-      const server = serverPidOf(daemon.pid);
-      assert.ok(server, 'a serving process is running');
-      process.kill(server, 'SIGKILL');
-      killed.push(server);
-      await waitFor('a new serving process', () => {
-        const next = serverPidOf(daemon.pid);
-        return next !== null && !killed.includes(next);
-      });
-    }
-    const results: ReaderResult[] = [];
-    for (const sandbox of sandboxes) {
-      const exit = await sandbox.run.result;
-      assert.equal(exit.code, 0, exit.stderr);
-      results.push(JSON.parse(sandbox.lines.at(-1)!.text) as ReaderResult);
-    }
+    await waitForAll(sandboxes, 'reading');
+    const killed = await killServingProcesses(daemon.pid, 3, 1500);
+    const results = await summaries<ReaderResult>(sandboxes);
     t.diagnostic(`serving processes killed: ${killed.join(', ')}`);
     for (const [i, r] of results.entries()) {
       t.diagnostic(`${sandboxes[i]!.label}: ${r.reads} reads, ${r.failures} failed, ${r.wrong} wrong, slowest ${r.maxMs.toFixed(1)} ms`);

@@ -7,10 +7,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { serverPidOf } from '../../helpers/daemon.js';
 import { needsRoot } from '../../helpers/root.js';
-import { type Sandbox, ViewNode, waitFor } from '../resilience/helpers.js';
+import { killServingProcesses, type Sandbox, summaries, ViewNode, waitFor, waitForAll } from '../resilience/helpers.js';
 import { sysinfoProbe } from './helpers.js';
 
 interface LoopResult {
@@ -32,30 +30,9 @@ test('three sandboxes calling sysinfo, SIGKILL of the serving process three time
     const sandboxes: Sandbox[] = [128, 192, 256].map((mib) =>
       node.startSandbox(`caller-${mib}`, mib, [probe, 'loop', '9', String(mib * 1024 * 1024)], ['--sysinfo-socket', socket]),
     );
-    await waitFor('every caller to be calling', () =>
-      sandboxes.every((s) => {
-        if (s.run.child.exitCode !== null) throw new Error(`${s.label} ended early: ${s.lines.map((l) => l.text).join('\n')}`);
-        return s.lines.some((l) => l.text === 'calling');
-      }),
-    );
-    const killed: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      await sleep(1500);
-      const server = serverPidOf(daemon.pid);
-      assert.ok(server, 'a serving process is running');
-      process.kill(server, 'SIGKILL');
-      killed.push(server);
-      await waitFor('a new serving process', () => {
-        const next = serverPidOf(daemon.pid);
-        return next !== null && !killed.includes(next);
-      });
-    }
-    const results: LoopResult[] = [];
-    for (const sandbox of sandboxes) {
-      const exit = await sandbox.run.result;
-      assert.equal(exit.code, 0, exit.stderr);
-      results.push(JSON.parse(sandbox.lines.at(-1)!.text) as LoopResult);
-    }
+    await waitForAll(sandboxes, 'calling');
+    const killed = await killServingProcesses(daemon.pid, 3, 1500);
+    const results = await summaries<LoopResult>(sandboxes);
     const recovered = daemon.stderr().match(/answering the sysinfo call the previous serving process left open/g)?.length ?? 0;
     t.diagnostic(`serving processes killed: ${killed.join(', ')}; calls answered by a successor: ${recovered}`);
     for (const [i, r] of results.entries()) {
