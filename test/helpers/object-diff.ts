@@ -64,9 +64,8 @@ export function renderDifferences(chart: KubeObject[], deploy: KubeObject[]): Di
     perObject.set(id, found);
   }
   // Differences that every common object has are one row for `*`.
-  const everywhere = new Set(
-    common.length === 0 ? [] : perObject.get(common[0]!)!.map(keyOf).filter((k) => common.every((id) => perObject.get(id)!.some((d) => keyOf(d) === k))),
-  );
+  const hasEverywhere = (k: string) => common.every((id) => perObject.get(id)!.some((d) => keyOf(d) === k));
+  const everywhere = new Set(common.length === 0 ? [] : perObject.get(common[0]!)!.map(keyOf).filter(hasEverywhere));
   for (const k of everywhere) {
     const [field, change] = k.split('\n') as [string, Change];
     out.push({ object: '*', field, change });
