@@ -362,15 +362,21 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     const apps = `${ns}-helm`;
     const h = (args: string[]) => helm(args, node!.kubeconfig);
     const started = performance.now();
-    h(['install', 'lxcfs-ts', chartDir, '-n', release, '--create-namespace', '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never']);
-    const agentPods = () => k.json<{ items: PodStatus[] }>(['-n', release, 'get', 'pods', '-l', 'app.kubernetes.io/component=agent']).items;
+    h(['install', 'lxcfs-ts', chartDir, '-n', release, '--create-namespace',
+      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never']);
+    const agentPods = () =>
+      k.json<{ items: PodStatus[] }>(['-n', release, 'get', 'pods', '-l', 'app.kubernetes.io/component=agent']).items;
     await eventually('the chart\'s agent ready', () => (agentPods().some((p) => ready(p)) ? true : undefined), 180_000);
     await eventually('the chart\'s webhook replicas available', () => {
-      const d = k.json<{ spec: { replicas: number }; status: { availableReplicas?: number } }>(['-n', release, 'get', 'deployment', 'lxcfs-ts-webhook']);
+      const d = k.json<{ spec: { replicas: number }; status: { availableReplicas?: number } }>(
+        ['-n', release, 'get', 'deployment', 'lxcfs-ts-webhook'],
+      );
       return d.status.availableReplicas === d.spec.replicas ? true : undefined;
     }, 120_000);
     await eventually('the caBundle written by the chart\'s webhook', () => {
-      const mwc = k.json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(['get', 'mutatingwebhookconfiguration', 'lxcfs-ts']);
+      const mwc = k.json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
+        ['get', 'mutatingwebhookconfiguration', 'lxcfs-ts'],
+      );
       return mwc.webhooks.every((w) => (w.clientConfig.caBundle ?? '') !== '') ? true : undefined;
     }, 60_000);
     t.diagnostic(`helm install to ready: ${seconds(performance.now() - started)}`);
@@ -399,7 +405,8 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     assert.deepEqual(installMounts(), [], 'no lxcfs mount left on the node');
     const c = appPod().status.containerStatuses![0]!;
     for (const pid of containerPids(c.containerID!)) {
-      assert.deepEqual(mounts(`/proc/${pid}/mountinfo`).filter((m) => m.fstype === 'fuse.lxcfs'), [], `work (pid ${pid}) keeps no bind of the view`);
+      const stale = mounts(`/proc/${pid}/mountinfo`).filter((m) => m.fstype === 'fuse.lxcfs');
+      assert.deepEqual(stale, [], `work (pid ${pid}) keeps no bind of the view`);
     }
     assert.match(read('/proc/meminfo'), /^MemTotal:/m, 'the pod reads /proc/meminfo (the host\'s) without an error');
     k(['delete', 'namespace', apps, release, '--wait=false']);

@@ -211,6 +211,10 @@ describe('values the chart refuses, with a message naming them', () => {
     { values: { agent: { viewDir: 'lxcfs' } }, message: /agent\.viewDir: Does not match pattern/ },
     { values: { image: { pullPolicy: 'always' } }, message: /image\.pullPolicy must be one of the following/ },
     { values: { agent: { extraArgs: ['threads=4'] } }, message: /agent\.extraArgs\.0: Does not match pattern/ },
+    {
+      values: { webhook: { replicas: 3, podDisruptionBudget: { minAvailable: 3 } } },
+      message: /minAvailable \(3\) must be below webhook\.replicas \(3\)/,
+    },
     { values: { agent: { viewDir: '/var/lib/lxcfs' } }, message: /its parent \/var\/lib would be shared with the host and mounted into every pod/ },
     { values: { agent: { legacyLxcfsLayout: true, viewDir: '/srv/lxcfs-ts/view' } }, message: /legacyLxcfsLayout puts the view at \/var\/lib\/lxcfs; leave agent\.viewDir unset/ },
   ];
