@@ -21,16 +21,17 @@ export function assertKept(actual: unknown, expected: unknown, path: string): vo
 /**
  * Deletes a namespace and what a test put in it. A bare API server has no namespace controller to
  * finish the deletion; then, with the namespace already emptied, its finalizer is cleared through
- * the finalize subresource (what that controller does after emptying it).
+ * the finalize subresource (what that controller does after emptying it). `controllerWaitMs`: how
+ * long a namespace controller, if there is one, is given first.
  */
-export function removeNamespace(kubectl: Kubectl, namespace: string): void {
+export function removeNamespace(kubectl: Kubectl, namespace: string, controllerWaitMs = 5_000): void {
   kubectl.try([
     '-n', namespace, 'delete',
     'pods,secrets,leases,serviceaccounts,roles,rolebindings,services,deployments,daemonsets,poddisruptionbudgets',
     '--all', '--wait=false',
   ]);
   kubectl.try(['delete', 'namespace', namespace, '--wait=false']);
-  const deadline = Date.now() + 5_000;
+  const deadline = Date.now() + controllerWaitMs;
   while (Date.now() < deadline) {
     if (kubectl.try(['get', 'namespace', namespace]).status !== 0) return;
     spinWait(500);
