@@ -14,6 +14,14 @@ export const releaseName = 'lxcfs-ts';
 
 let binary: string | undefined;
 
+/**
+ * helm's private home: no repositories, plugins or settings of the machine's user leak in, and the
+ * Kubernetes client's discovery cache ($HOME/.kube/cache) goes there, never into the working
+ * directory. Removed when the test process exits.
+ */
+const home = join(tmpdir(), `lxcfs-ts-helm-${process.pid}`);
+process.once('exit', () => rmSync(home, { recursive: true, force: true }));
+
 /** The path of helm; scripts/install-helm fetches it the first time (a no-op when cached). */
 export function helmBinary(): string {
   if (binary) return binary;
@@ -31,13 +39,12 @@ export interface HelmResult {
 
 /** Runs helm; with a kubeconfig against that cluster, else with no cluster at all. */
 export function runHelm(args: string[], kubeconfig?: string): HelmResult {
-  // A private home: no repositories, plugins or settings of the machine's user leak in.
-  const home = join(tmpdir(), `lxcfs-ts-helm-${process.pid}`);
   const r = spawnSync(helmBinary(), args, {
     encoding: 'utf8',
     timeout: 120_000,
     env: {
       PATH: process.env.PATH,
+      HOME: home,
       HELM_CACHE_HOME: join(home, 'cache'),
       HELM_CONFIG_HOME: join(home, 'config'),
       HELM_DATA_HOME: join(home, 'data'),
