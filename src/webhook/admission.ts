@@ -42,6 +42,7 @@ export function reviewAdmission(
   body: unknown,
   mode: SelectionMode,
   settings: AdmissionSettings,
+  namespaceSysinfo = false,
 ): ReviewResult {
   if (!isJsonObject(body)) return reject(400, 'body is not a JSON object');
   if (body.kind !== 'AdmissionReview') return reject(400, 'kind must be AdmissionReview');
@@ -87,6 +88,7 @@ export function reviewAdmission(
       mode,
       namespace: namespace ?? '',
       excludedNamespaces: settings.excludedNamespaces,
+      namespaceSysinfo,
     });
     patch = diff(pod, result.pod);
   } catch (err) {
