@@ -49,7 +49,9 @@ const withoutDocumented = (actual: Difference[]) =>
 describe('the chart lints and follows the project', () => {
   test('helm lint --strict passes, with the defaults and with every option switched', () => {
     helm(['lint', '--strict', chartDir]);
-    withValuesFile({ agent: { legacyLxcfsLayout: true, disableSwap: true }, webhook: { tls: { mode: 'cert-manager' } } }, (args) =>
+    withValuesFile({
+      agent: { legacyLxcfsLayout: true, disableSwap: true }, webhook: { tls: { mode: 'cert-manager' } }, syscallView: { enabled: true },
+    }, (args) =>
       helm(['lint', '--strict', chartDir, ...args]));
   });
 
@@ -87,6 +89,8 @@ describe('value sets with a kustomize counterpart: the same objects, the same li
     { name: 'agent.legacyLxcfsLayout = overlays/legacy-lxcfs', values: { agent: { legacyLxcfsLayout: true } }, deploy: () => render('deploy/overlays/legacy-lxcfs') },
     { name: 'webhook.tls.mode cert-manager = overlays/cert-manager', values: { webhook: { tls: { mode: 'cert-manager' } } }, deploy: () => render('deploy/overlays/cert-manager') },
     { name: 'agent.updateStrategy OnDelete = components/update-on-delete', values: { agent: { updateStrategy: { type: 'OnDelete' } } }, deploy: () => renderWithComponents('update-on-delete') },
+    // The configuration is also checked against `lxcfs-ts webhook --print-config --sysinfo`.
+    { name: 'syscallView.enabled = components/sysinfo', values: { syscallView: { enabled: true } }, deploy: () => renderWithComponents('sysinfo'), check: true },
     {
       name: 'all three = the three components together',
       values: { agent: { legacyLxcfsLayout: true, updateStrategy: { type: 'OnDelete' } }, webhook: { tls: { mode: 'cert-manager' } } },
@@ -123,6 +127,14 @@ describe('value sets of the chart alone', () => {
     const cert = find(objects, 'Certificate', 'lxcfs-ts-webhook') as unknown as { spec: { dnsNames: string[] } };
     assert.ok(cert.spec.dnsNames.includes('lxcfs-ts-webhook.node-views.svc'));
     assert.equal(find(objects, 'MutatingWebhookConfiguration', 'lxcfs-ts').metadata.annotations?.['cert-manager.io/inject-ca-from'], 'node-views/lxcfs-ts-webhook');
+  });
+
+  test('the syscall view with another kubelet directory: the agent writes the profile and mounts it there', () => {
+    const objects = template({ syscallView: { enabled: true, kubeletSeccompDir: '/var/lib/k0s/kubelet/seccomp' } });
+    const agent = agentOf(objects);
+    assert.ok(agent.container.args!.includes('--seccomp-profile-dir=/var/lib/k0s/kubelet/seccomp'));
+    const mount = agent.container.volumeMounts!.find((m) => m.mountPath === '/var/lib/k0s/kubelet/seccomp');
+    assert.deepEqual(agent.spec.volumes!.find((v) => v.name === mount?.name)?.hostPath, { path: '/var/lib/k0s/kubelet/seccomp', type: 'DirectoryOrCreate' });
   });
 
   test('agent flags: loadavg, cfs and unbind-on-stop off, swap hidden, extra flags before the mountpoint', () => {
