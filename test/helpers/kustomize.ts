@@ -3,6 +3,9 @@
  * applies) and gives typed access to the objects, for render tests and the e2e dry-run.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from './paths.js';
 
@@ -36,6 +39,21 @@ export function parseObjects(yamlText: string): KubeObject[] {
 
 export function render(dir: string): KubeObject[] {
   return parseObjects(kustomize(dir));
+}
+
+/** Renders the base with the given components (names under deploy/components), as a user's own overlay would. */
+export function renderWithComponents(...components: string[]): KubeObject[] {
+  const dir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-kustomize-'));
+  try {
+    const deploy = relative(dir, deployDir);
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      `resources: [${deploy}/base]\ncomponents: [${components.map((c) => `${deploy}/components/${c}`).join(', ')}]\n`,
+    );
+    return render(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export function find(objects: KubeObject[], kind: string, name: string): KubeObject {

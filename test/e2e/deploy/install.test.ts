@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { acquireKubeEnv, type Kubectl, type KubeEnv, kubectlFor } from '../../helpers/kube-env.js';
+import { assertKept, removeNamespace } from '../../helpers/kube-objects.js';
 import { find, installs, type KubeObject, podSpecOf, render } from '../../helpers/kustomize.js';
 import { eventually, startWebhook, type WebhookProcess, waitReady } from '../../helpers/webhook-process.js';
 
@@ -25,22 +26,6 @@ const configurationName = 'lxcfs-ts';
 const webhookAccount = `system:serviceaccount:${namespace}:lxcfs-ts-webhook`;
 const agentAccount = `system:serviceaccount:${namespace}:lxcfs-ts-agent`;
 const saKubeconfig = join(tmpdir(), `lxcfs-ts-e2e-deploy-${process.pid}.kubeconfig`);
-
-/** Every field of `expected` is in `actual` with the same value (the server may add defaults). */
-function assertKept(actual: unknown, expected: unknown, path: string): void {
-  if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual), `${path}: a list`);
-    assert.equal(actual.length, expected.length, `${path}: ${expected.length} items`);
-    expected.forEach((item, i) => assertKept(actual[i], item, `${path}[${i}]`));
-  } else if (expected !== null && typeof expected === 'object') {
-    assert.ok(actual !== null && typeof actual === 'object', `${path}: an object`);
-    for (const [key, value] of Object.entries(expected)) {
-      assertKept((actual as Record<string, unknown>)[key], value, `${path}.${key}`);
-    }
-  } else {
-    assert.equal(actual, expected, `${path} kept by the API server`);
-  }
-}
 
 describe('the install on a real API server', () => {
   let env: KubeEnv;
@@ -74,7 +59,7 @@ describe('the install on a real API server', () => {
     if (kubectl) {
       kubectl.try(['delete', 'mutatingwebhookconfiguration', configurationName]);
       kubectl.try(['delete', 'clusterrolebinding,clusterrole', 'lxcfs-ts-webhook']);
-      if (createdNamespace) removeNamespace(kubectl);
+      if (createdNamespace) removeNamespace(kubectl, namespace);
     }
     env?.release();
   });
@@ -155,27 +140,3 @@ describe('the install on a real API server', () => {
     assert.equal(can(agentAccount, '-n', namespace, 'get', 'secrets'), 'no');
   });
 });
-
-/**
- * Deletes the namespace and what this test put in it. A bare API server has no namespace
- * controller to finish the deletion; then, with the namespace already emptied, its finalizer is
- * cleared through the finalize subresource (what that controller does after emptying it).
- */
-function removeNamespace(kubectl: Kubectl): void {
-  kubectl.try(['-n', namespace, 'delete', 'secrets,leases,serviceaccounts,roles,rolebindings', '--all', '--wait=false']);
-  kubectl.try(['delete', 'namespace', namespace, '--wait=false']);
-  const deadline = Date.now() + 5_000;
-  while (Date.now() < deadline) {
-    if (kubectl.try(['get', 'namespace', namespace]).status !== 0) return;
-    spinWait(500);
-  }
-  const r = kubectl.try(['get', 'namespace', namespace, '-o', 'json']);
-  if (r.status !== 0) return;
-  const ns = JSON.parse(r.stdout) as { spec?: { finalizers?: string[] } };
-  ns.spec = { ...ns.spec, finalizers: [] };
-  kubectl.try(['replace', '--raw', `/api/v1/namespaces/${namespace}/finalize`, '-f', '-'], JSON.stringify(ns));
-}
-
-function spinWait(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}

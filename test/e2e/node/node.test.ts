@@ -26,6 +26,7 @@ import {
   podProcessIds,
   podReader,
 } from '../../helpers/kube-node.js';
+import { chartDir, helm } from '../../helpers/helm.js';
 import { type Kubectl, kubectlFor } from '../../helpers/kube-env.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { eventually } from '../../helpers/webhook-process.js';
@@ -460,6 +461,63 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
       { encoding: 'utf8' }).stdout.trim().split('\n').map((p) => p.replace(node!.varLib, '/var/lib')) : [];
     t.diagnostic(`left on the node's disk (hostPath directories are never removed by Kubernetes): ${left.join(' ') || 'nothing'}`);
     k(['delete', 'namespace', ns, '--wait=false']);
+  });
+
+  it('6b. installs with Helm in a namespace of its own: pods get the view; helm uninstall leaves none broken', async (t: TestContext) => {
+    // The chart's README command, with the image built on the machine (never pulled), into
+    // another namespace than deploy/'s; the PodDisruptionBudget comes as policy/v1beta1 on 1.20.
+    const release = 'lxcfs-ts-chart';
+    const apps = `${ns}-helm`;
+    const h = (args: string[]) => helm(args, node!.kubeconfig);
+    const started = performance.now();
+    h(['install', 'lxcfs-ts', chartDir, '-n', release, '--create-namespace',
+      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never']);
+    const agentPods = () =>
+      k.json<{ items: PodStatus[] }>(['-n', release, 'get', 'pods', '-l', 'app.kubernetes.io/component=agent']).items;
+    await eventually('the chart\'s agent ready', () => (agentPods().some((p) => ready(p)) ? true : undefined), 180_000);
+    await eventually('the chart\'s webhook replicas available', () => {
+      const d = k.json<{ spec: { replicas: number }; status: { availableReplicas?: number } }>(
+        ['-n', release, 'get', 'deployment', 'lxcfs-ts-webhook'],
+      );
+      return d.status.availableReplicas === d.spec.replicas ? true : undefined;
+    }, 120_000);
+    await eventually('the caBundle written by the chart\'s webhook', () => {
+      const mwc = k.json<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(
+        ['get', 'mutatingwebhookconfiguration', 'lxcfs-ts'],
+      );
+      return mwc.webhooks.every((w) => (w.clientConfig.caBundle ?? '') !== '') ? true : undefined;
+    }, 60_000);
+    t.diagnostic(`helm install to ready: ${seconds(performance.now() - started)}`);
+    assert.equal(nodeMounts().find((m) => m.mountpoint === viewDir)?.fstype, 'fuse.lxcfs', 'the chart\'s agent serves the view');
+
+    k(['create', 'namespace', apps]);
+    k(['label', 'namespace', apps, 'lxcfs-ts.io/inject=enabled']);
+    await eventually('the namespace\'s service account token', () =>
+      k(['-n', apps, 'get', 'sa', 'default', '-o', 'jsonpath={.secrets[0].name}']).trim() || undefined, 60_000);
+    const spec = JSON.parse(workload('work', ['sleep', 'infinity'])) as { metadata: { namespace: string } };
+    spec.metadata.namespace = apps;
+    k(['apply', '-f', '-'], JSON.stringify(spec));
+    const appPod = () => k.json<PodStatus>(['-n', apps, 'get', 'pod', 'work']);
+    await eventually('pod work running', () => (ready(appPod()) ? true : undefined), 60_000);
+    assert.equal(appPod().metadata.annotations?.['lxcfs-ts.io/status'], 'mutated');
+    const read = (file: string) => k(['-n', apps, 'exec', 'work', '--', 'cat', file]);
+    assert.match(read('/proc/meminfo'), /^MemTotal:\s+262144 kB$/m, 'the pod sees its limit');
+
+    const uninstalled = performance.now();
+    h(['uninstall', 'lxcfs-ts', '-n', release]);
+    await eventually('the release\'s pods gone', () => {
+      const left = k.try(['-n', release, 'get', 'pods', '-o', 'name']);
+      return left.status !== 0 || left.stdout.trim() === '' ? true : undefined;
+    }, 120_000);
+    t.diagnostic(`helm uninstall until its pods are gone: ${seconds(performance.now() - uninstalled)}`);
+    assert.deepEqual(installMounts(), [], 'no lxcfs mount left on the node');
+    const c = appPod().status.containerStatuses![0]!;
+    for (const pid of containerPids(c.containerID!)) {
+      const stale = mounts(`/proc/${pid}/mountinfo`).filter((m) => m.fstype === 'fuse.lxcfs');
+      assert.deepEqual(stale, [], `work (pid ${pid}) keeps no bind of the view`);
+    }
+    assert.match(read('/proc/meminfo'), /^MemTotal:/m, 'the pod reads /proc/meminfo (the host\'s) without an error');
+    k(['delete', 'namespace', apps, release, '--wait=false']);
   });
 
   it('7. the node\'s teardown leaves the machine as it was', (t: TestContext) => {

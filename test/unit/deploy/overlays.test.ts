@@ -3,35 +3,18 @@
  * what it is for.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   allContainers,
-  deployDir,
   find,
   type KubeObject,
   ofKind,
   podSpecOf,
   render,
+  renderWithComponents as withComponents,
 } from '../../helpers/kustomize.js';
 import { agentOf, checkInstall, injectedPod, namespace, webhookOf } from './install-checks.js';
-
-/** Renders the base with the given components, as a user's own overlay would. */
-function withComponents(...components: string[]): KubeObject[] {
-  const dir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-unit-kustomize-'));
-  try {
-    const deploy = relative(dir, deployDir);
-    writeFileSync(
-      join(dir, 'kustomization.yaml'),
-      `resources: [${deploy}/base]\ncomponents: [${components.map((c) => `${deploy}/components/${c}`).join(', ')}]\n`,
-    );
-    return render(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const base = render('deploy');
 
