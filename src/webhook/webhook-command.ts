@@ -21,6 +21,7 @@ import { KubeClient, loadKubeConfig } from './kube-client.js';
 import { LeaderElector } from './lease.js';
 import { WebhookMetrics } from './metrics.js';
 import { defaultMaxBodyBytes, WebhookServer } from './server.js';
+import { missingNamespace, parseExternalUrl, type SetupError } from './setup-problems.js';
 import { FileTlsSource, SecretTlsSource, type ServingMaterial, type TlsSource } from './tls-source.js';
 import {
   buildWebhookConfiguration,
@@ -136,16 +137,9 @@ type Values = ReturnType<typeof parseFlags<typeof flags>>['values'];
 function buildSettings(values: Values) {
   const namespace = ownNamespace(values.namespace);
   const serviceName = values['service-name'] ?? 'lxcfs-ts-webhook';
-  const externalUrl = values['external-url'];
-  if (externalUrl !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(externalUrl);
-    } catch {
-      throw new UsageError(`--external-url: "${externalUrl}" is not a URL`);
-    }
-    if (url.protocol !== 'https:') throw new UsageError('--external-url must be an https:// URL');
-  }
+  // Normalized to the origin, so the registered paths are exactly origin + /mutate[/optin].
+  const externalUrl =
+    values['external-url'] === undefined ? undefined : parseExternalUrl(values['external-url']).origin;
   const tlsMode = oneOf(values.tls, ['self', 'files', 'cert-manager'] as const, 'self', '--tls');
   const manage = oneOf(
     values['manage-config'],
@@ -268,7 +262,7 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
   let client: KubeClient | null = null;
   if (needsApi) {
     try {
-      client = new KubeClient(loadKubeConfig(values.kubeconfig));
+      client = new KubeClient(await loadKubeConfig(values.kubeconfig));
     } catch (err) {
       process.stderr.write(
         `lxcfs-ts webhook: cannot load Kubernetes credentials (${(err as Error).message}); ` +
@@ -278,6 +272,22 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
     }
   }
   const identity = `${hostname()}-${randomBytes(3).toString('hex')}`;
+  // A set-up mistake stops the process with one message naming the fix (exit code 1): retrying
+  // would only repeat the API server's complaint while nothing gets registered.
+  let draining = false;
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const reportSetupError = (problem: SetupError | null): boolean => {
+    if (problem === null) return false;
+    if (!draining) {
+      draining = true;
+      logger.error({ namespace: settings.namespace }, problem.message);
+      void stopAll(1);
+    }
+    return true;
+  };
   const elector = client
     ? new LeaderElector(client, {
         namespace: settings.namespace,
@@ -286,6 +296,7 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
         leaseDurationMs: settings.leaseDurationMs,
         retryMs: Math.max(500, settings.leaseDurationMs / 3),
         logger,
+        isFatal: (err) => reportSetupError(missingNamespace(err, settings.namespace)),
         onChange: (leader) => {
           metrics.leader.set(leader ? 1 : 0);
           logger.info({ identity, leader }, leader ? 'leading' : 'not leading');
@@ -308,7 +319,6 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
       ? new ConfigurationReconciler(client, settings.manage, settings.configuration, logger, metrics)
       : null;
 
-  let draining = false;
   const server = new WebhookServer({
     settings: { plan: settings.plan, excludedNamespaces: settings.configuration.excludedNamespaces },
     metrics,
@@ -352,6 +362,7 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
         lastError = '';
       })
       .catch((err: unknown) => {
+        if (reportSetupError(missingNamespace(err, settings.namespace))) return;
         const message = String(err instanceof Error ? err.message : err);
         if (message !== lastError) logger.warn({ err: message }, 'sync failed; retrying');
         lastError = message;
@@ -367,27 +378,27 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
     logger.info({ address: `${a.address}:${a.port}` }, 'serving health and metrics over HTTP');
   }
   elector?.start();
-  let timer: NodeJS.Timeout | null = null;
   const loop = async (): Promise<void> => {
     await sync();
     if (!draining) timer = setTimeout(loop, listening ? settings.resyncMs : 1000);
   };
   void loop();
 
-  return new Promise<number>((resolve) => {
-    const shutdown = (signal: string): void => {
-      if (draining) return;
-      draining = true;
-      logger.info({ signal, delayMs: settings.shutdownDelayMs }, 'shutting down');
-      setTimeout(async () => {
-        if (timer) clearTimeout(timer);
-        await elector?.stop();
-        await server.close();
-        client?.close();
-        resolve(0);
-      }, settings.shutdownDelayMs);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  let timer: NodeJS.Timeout | null = null;
+  async function stopAll(code: number): Promise<void> {
+    if (timer) clearTimeout(timer);
+    await elector?.stop();
+    await server.close();
+    client?.close();
+    finish(code);
+  }
+  const shutdown = (signal: string): void => {
+    if (draining) return;
+    draining = true;
+    logger.info({ signal, delayMs: settings.shutdownDelayMs }, 'shutting down');
+    setTimeout(() => void stopAll(0), settings.shutdownDelayMs);
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  return finished;
 }
