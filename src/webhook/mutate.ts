@@ -107,6 +107,16 @@ function volumeMountFor(name: string, mount: InjectedMount): JsonObject {
   return vm;
 }
 
+/**
+ * A native sidecar (Kubernetes 1.28+): an init container with `restartPolicy: Always` runs beside
+ * the app for the pod's whole life, and sizes itself from what it reads (envoy's workers from the
+ * CPU count), so it gets the view like an app container. Plain init containers run to completion
+ * before the app and get it only with --init-containers.
+ */
+export function isNativeSidecar(container: JsonObject): boolean {
+  return container.restartPolicy === 'Always';
+}
+
 export function mutatePod(input: JsonObject, plan: InjectionPlan, ctx: SelectionContext): MutationResult {
   const pod = structuredClone(input);
   const problem = checkShape(pod);
@@ -124,7 +134,9 @@ export function mutatePod(input: JsonObject, plan: InjectionPlan, ctx: Selection
   const volumes = (spec.volumes ?? []) as JsonObject[];
   const targets = [
     ...(spec.containers as JsonObject[]),
-    ...(plan.initContainers ? ((spec.initContainers ?? []) as JsonObject[]) : []),
+    ...((spec.initContainers ?? []) as JsonObject[]).filter(
+      (c) => plan.initContainers || isNativeSidecar(c),
+    ),
   ];
   const conflicts: MountConflict[] = [];
   const resolved = resolveVolumes(volumes, plan.mounts);
