@@ -77,7 +77,7 @@ function overlaps(x: string, y: string): boolean {
   return x.startsWith(`${y}/`) || y.startsWith(`${x}/`);
 }
 
-interface ResolvedMount {
+export interface ResolvedMount {
   mount: InjectedMount;
   /** Volume name to use: an existing volume with the same node path, or a name nobody uses. */
   name: string;
@@ -105,6 +105,32 @@ function volumeMountFor(name: string, mount: InjectedMount): JsonObject {
   const vm: JsonObject = { name, mountPath: mount.mountPath, readOnly: true };
   if (mount.propagation) vm.mountPropagation = mount.propagation;
   return vm;
+}
+
+/**
+ * The volume mounts a container still lacks. A mount it already has is skipped; a path where it
+ * mounts something of its own (or above, or below) is left to it and recorded in `conflicts`.
+ * Marks each volume it mounts as used.
+ */
+export function viewMountsFor(
+  container: JsonObject,
+  resolved: ResolvedMount[],
+  conflicts: MountConflict[],
+): JsonObject[] {
+  const mounts = (container.volumeMounts ?? []) as JsonObject[];
+  // Planned mounts never overlap one another, so only the container's own entries can clash.
+  const taken = mounts.flatMap((m) => (typeof m.mountPath === 'string' ? [normalizePath(m.mountPath)] : []));
+  const added: JsonObject[] = [];
+  for (const r of resolved) {
+    if (mounts.some((m) => m.name === r.name && m.mountPath === r.mount.mountPath)) continue;
+    if (taken.some((path) => overlaps(path, r.mount.mountPath))) {
+      conflicts.push({ container: String(container.name ?? ''), mountPath: r.mount.mountPath });
+      continue;
+    }
+    added.push(volumeMountFor(r.name, r.mount));
+    r.used = true;
+  }
+  return added;
 }
 
 /**
@@ -141,22 +167,8 @@ export function mutatePod(input: JsonObject, plan: InjectionPlan, ctx: Selection
   const conflicts: MountConflict[] = [];
   const resolved = resolveVolumes(volumes, plan.mounts);
   for (const container of targets) {
-    const mounts = (container.volumeMounts ?? []) as JsonObject[];
-    // Planned mounts never overlap one another, so only the container's own entries can clash.
-    const taken = mounts.flatMap((m) =>
-      typeof m.mountPath === 'string' ? [normalizePath(m.mountPath)] : [],
-    );
-    const added: JsonObject[] = [];
-    for (const r of resolved) {
-      if (mounts.some((m) => m.name === r.name && m.mountPath === r.mount.mountPath)) continue;
-      if (taken.some((path) => overlaps(path, r.mount.mountPath))) {
-        conflicts.push({ container: String(container.name ?? ''), mountPath: r.mount.mountPath });
-        continue;
-      }
-      added.push(volumeMountFor(r.name, r.mount));
-      r.used = true;
-    }
-    if (added.length > 0) container.volumeMounts = [...mounts, ...added];
+    const added = viewMountsFor(container, resolved, conflicts);
+    if (added.length > 0) container.volumeMounts = [...((container.volumeMounts ?? []) as JsonObject[]), ...added];
   }
   const newVolumes = resolved.filter((r) => r.used && !r.existing).map((r) => volumeFor(r.name, r.mount));
   if (newVolumes.length > 0) spec.volumes = [...volumes, ...newVolumes];

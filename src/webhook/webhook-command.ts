@@ -18,6 +18,7 @@ import {
 } from './cli-options.js';
 import { buildInjectionPlan, InjectionConfigError } from './injection-plan.js';
 import { KubeClient, loadKubeConfig } from './kube-client.js';
+import { podReader } from './pod-reader.js';
 import { LeaderElector } from './lease.js';
 import { WebhookMetrics } from './metrics.js';
 import { defaultMaxBodyBytes, WebhookServer } from './server.js';
@@ -31,7 +32,8 @@ import {
 
 const usage = `Usage: lxcfs-ts webhook [options]
 
-Mutating admission webhook (admission.k8s.io/v1) that mounts the lxcfs-ts view files into pods.
+Mutating admission webhook (admission.k8s.io/v1) that mounts the lxcfs-ts view files into pods,
+and into the ephemeral containers (kubectl debug) added to pods that have them.
 Serves POST /mutate and /mutate/optin, and GET /healthz, /readyz, /metrics over HTTPS.
 
 Server:
@@ -320,7 +322,11 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
       : null;
 
   const server = new WebhookServer({
-    settings: { plan: settings.plan, excludedNamespaces: settings.configuration.excludedNamespaces },
+    settings: {
+      plan: settings.plan,
+      excludedNamespaces: settings.configuration.excludedNamespaces,
+      ...(client ? { readPod: podReader(client) } : {}),
+    },
     metrics,
     logger,
     maxBodyBytes: settings.maxBodyBytes,

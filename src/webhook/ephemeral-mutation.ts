@@ -1,0 +1,81 @@
+/**
+ * Ephemeral containers (`kubectl debug`) are added to an existing pod through the
+ * pods/ephemeralcontainers subresource, which cannot add volumes. A new ephemeral container of a pod
+ * that has the view volumes gets mounts of them, by the same rules as the pod's other containers;
+ * a pod without them is left as it is (a mount of a volume the pod lacks would make the API server
+ * refuse the whole update, and with it the debug session).
+ */
+import type { InjectionPlan } from './injection-plan.js';
+import { isJsonObject, type Json, type JsonObject } from './json-patch.js';
+import { type MountConflict, type ResolvedMount, viewMountsFor } from './mutate.js';
+import { type SelectionContext, type SkipReason, selectPod } from './selection.js';
+
+export type EphemeralSkipReason = SkipReason | 'no-view-volumes' | 'no-new-containers';
+
+export interface EphemeralMutation {
+  outcome: 'mutated' | 'conflict' | 'skipped' | 'invalid';
+  reason?: EphemeralSkipReason | 'invalid-pod';
+  /** For the audit log (the pod's own status annotation cannot be changed through this subresource). */
+  status: string;
+  /** The ephemeral container list to store (a copy; the input is never modified). */
+  containers: JsonObject[];
+}
+
+function isListOfObjects(value: Json | undefined): value is JsonObject[] {
+  return Array.isArray(value) && value.every(isJsonObject);
+}
+
+/**
+ * The pod's volumes that serve the plan's view files, found by node path (so volumes named by an
+ * earlier webhook, or suffixed because a name was taken, are found too), in the plan's order.
+ */
+export function viewVolumesOf(pod: JsonObject, plan: InjectionPlan): ResolvedMount[] {
+  const spec = isJsonObject(pod.spec) ? pod.spec : {};
+  const volumes = isListOfObjects(spec.volumes) ? spec.volumes : [];
+  return plan.mounts.flatMap((mount) => {
+    const volume = volumes.find((v) => isJsonObject(v.hostPath) && v.hostPath.path === mount.hostPath);
+    return volume && typeof volume.name === 'string'
+      ? [{ mount, name: volume.name, existing: true, used: false }]
+      : [];
+  });
+}
+
+/**
+ * Mounts the pod's view volumes into the ephemeral containers of `requested` that are not in
+ * `previous` (containers already added cannot change). `pod` is the stored pod: its annotations
+ * decide selection as at creation, its volumes what can be mounted.
+ */
+export function mountViewIntoEphemeralContainers(
+  pod: JsonObject,
+  requested: Json | undefined,
+  previous: Json | undefined,
+  plan: InjectionPlan,
+  ctx: SelectionContext,
+): EphemeralMutation {
+  if (!isListOfObjects(requested) || requested.some((c) => !isListOfObjects(c.volumeMounts ?? []))) {
+    return { outcome: 'invalid', reason: 'invalid-pod', status: 'invalid: ephemeralContainers', containers: [] };
+  }
+  const containers = structuredClone(requested);
+  const skip = (reason: EphemeralSkipReason, message: string): EphemeralMutation => ({
+    outcome: 'skipped',
+    reason,
+    status: `skipped: ${message}`,
+    containers,
+  });
+  const selection = selectPod(pod, ctx);
+  if (!selection.inject) return skip(selection.reason, selection.message);
+  const volumes = viewVolumesOf(pod, plan);
+  if (volumes.length === 0) return skip('no-view-volumes', 'the pod has no lxcfs-ts view volumes');
+  const before = new Set((isListOfObjects(previous) ? previous : []).map((c) => c.name));
+  const added = containers.filter((c) => !before.has(c.name));
+  if (added.length === 0) return skip('no-new-containers', 'no new ephemeral container');
+
+  const conflicts: MountConflict[] = [];
+  for (const container of added) {
+    const mounts = viewMountsFor(container, volumes, conflicts);
+    if (mounts.length > 0) container.volumeMounts = [...((container.volumeMounts ?? []) as JsonObject[]), ...mounts];
+  }
+  const paths = [...new Set(conflicts.map((c) => c.mountPath))].sort();
+  if (paths.length > 0) return { outcome: 'conflict', status: `conflict: ${paths.join(',')}`, containers };
+  return { outcome: 'mutated', status: 'mutated', containers };
+}
