@@ -384,13 +384,13 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
     logger.info({ address: `${a.address}:${a.port}` }, 'serving health and metrics over HTTP');
   }
   elector?.start();
+  let timer: NodeJS.Timeout | null = null;
   const loop = async (): Promise<void> => {
     await sync();
     if (!draining) timer = setTimeout(loop, listening ? settings.resyncMs : 1000);
   };
   void loop();
 
-  let timer: NodeJS.Timeout | null = null;
   async function stopAll(code: number): Promise<void> {
     if (timer) clearTimeout(timer);
     await elector?.stop();
