@@ -12,6 +12,8 @@
 //           mount/umount/nsenter, /bin/sh; entrypoint /opt/lxcfs-ts/bin/lxcfs-ts). Needs `npm run build`.
 //   procps  k8s.local/procps:dev, a workload image with the programs users run to size themselves
 //           (free, top, uptime, ps, getconf, lscpu, nproc, cat) and nothing else.
+//   busybox k8s.local/busybox:dev, an Alpine-like workload: Debian's static busybox and nothing else
+//           (its free and uptime read sysinfo(2), not /proc/meminfo).
 //   pause   k8s.local/pause:3.2, the pod sandbox image (scripts/images/pause.c, built static).
 //
 // Layers are uncompressed tars with fixed owners and times. The Debian layers and the production
@@ -272,6 +274,19 @@ async function pauseLayer(cache) {
   });
 }
 
+/** The applets the busybox image links (busybox --install would need a running busybox). */
+const busyboxApplets = ['sh', 'free', 'uptime', 'cat', 'sleep', 'grep', 'awk', 'head', 'echo', 'nproc', 'ls', 'date'];
+
+async function busyboxLayer(cache) {
+  const debs = fetchDebs(['busybox-static'], cache);
+  const key = [...debs.map((d) => basename(d)), ...busyboxApplets].join('\n');
+  return cachedLayer(cache, 'busybox', key, (dir) => {
+    extractDebs(debs, dir);
+    writeMinimalEtc(dir);
+    for (const applet of busyboxApplets) symlinkSync('busybox', join(dir, 'bin', applet));
+  });
+}
+
 // --- images ---------------------------------------------------------------------------------------
 
 const images = {
@@ -308,6 +323,18 @@ const images = {
       ['/bin/sh', '-c', 'cat /proc/meminfo && sleep 0'],
     ],
   },
+  busybox: {
+    name: 'k8s.local/busybox:dev',
+    async layers(cache) {
+      return [await busyboxLayer(cache)];
+    },
+    config: { Cmd: ['sh'], Env: [`PATH=${defaultPath}`], WorkingDir: '/' },
+    checks: [
+      ['free', '-m'],
+      ['uptime'],
+      ['/bin/sh', '-c', 'cat /proc/meminfo >/dev/null && sleep 0'],
+    ],
+  },
   pause: {
     name: 'k8s.local/pause:3.2',
     async layers(cache) {
@@ -334,7 +361,8 @@ function checkImage(cache, name, layers, checks) {
   const script = [
     'set -e',
     'root=$(mktemp -d)',
-    `mount -t overlay overlay -o "lowerdir=${lower}" "$root"`,
+    // overlayfs needs two lower layers at least; a one-layer image is its own root (mounted over, never written).
+    layers.length > 1 ? `mount -t overlay overlay -o "lowerdir=${lower}" "$root"` : `mount --bind "${lower}" "$root"`,
     'mount -t proc proc "$root/proc"',
     'mount -t sysfs sysfs "$root/sys"',
     ...checks.map((argv) => {

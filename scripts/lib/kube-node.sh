@@ -32,7 +32,7 @@ NODE_CGROUP=lxcfs-ts-node
 NFT_TABLE=lxcfs_ts_node
 KUBELET_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
 NODE_PACKAGES=(containerd runc containernetworking-plugins nftables iproute2 util-linux gcc libc6-dev)
-NODE_IMAGES=(pause procps app)
+NODE_IMAGES=(pause procps busybox app)
 
 node_dir() { echo "$STATE_DIR/node"; }
 containerd_socket() { echo "$(node_dir)/run/containerd/containerd.sock"; }

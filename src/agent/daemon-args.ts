@@ -36,6 +36,8 @@ export interface DaemonArgs {
   unbindOnStop: boolean;
   /** Unix socket that receives seccomp listeners for the syscall view (sysinfo(2)), or null: off. */
   sysinfoSocket: string | null;
+  /** The kubelet's seccomp directory, where the Localhost profile for the syscall view is written. */
+  seccompProfileDir: string | null;
 }
 
 export type ParsedDaemonArgs = { kind: 'run'; args: DaemonArgs } | { kind: 'help' } | { kind: 'version' };
@@ -95,6 +97,11 @@ The syscall view (see "The syscall view" in the README; off unless a socket is g
       --sysinfo-socket PATH answer sysinfo(2) (busybox free/uptime, getloadavg(), sysconf page counts)
                             from the same container view as the files, for containers whose seccomp
                             listener is sent to PATH (runc's listenerPath; lxcfs-ts run does it itself)
+      --seccomp-profile-dir DIR
+                            Kubernetes: write the Localhost seccomp profile lxcfs-ts/sysinfo.json
+                            (RuntimeDefault's rules, with sysinfo sent to PATH) into the kubelet's
+                            seccomp directory DIR (normally /var/lib/kubelet/seccomp), for pods the
+                            webhook gives the syscall view (its --sysinfo)
 `;
 
 export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
@@ -132,6 +139,7 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     shareParent: !(values['no-share-parent'] ?? false),
     unbindOnStop: values['unbind-on-stop'] ?? false,
     sysinfoSocket: null,
+    seccompProfileDir: null,
   };
   for (const option of (values.o?.[0] ?? '').split(',').filter(Boolean)) applyMountOption(args, option);
   if (values['log-level'] !== undefined) {
@@ -169,6 +177,13 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     if (Buffer.byteLength(values['sysinfo-socket']) > 107) throw new UsageError('--sysinfo-socket: path longer than 107 bytes');
     args.sysinfoSocket = values['sysinfo-socket'];
   }
+  if (values['seccomp-profile-dir'] !== undefined) {
+    if (args.sysinfoSocket === null) {
+      throw new UsageError('--seccomp-profile-dir needs --sysinfo-socket (the profile sends listeners there)');
+    }
+    if (!values['seccomp-profile-dir'].startsWith('/')) throw new UsageError('--seccomp-profile-dir must be an absolute path');
+    args.seccompProfileDir = values['seccomp-profile-dir'];
+  }
   return { kind: 'run', args };
 }
 
@@ -199,6 +214,7 @@ function parse(argv: string[]) {
       'no-share-parent': { type: 'boolean' },
       'unbind-on-stop': { type: 'boolean' },
       'sysinfo-socket': { type: 'string' },
+      'seccomp-profile-dir': { type: 'string' },
       // LXCFS accepts -s (single-threaded, ignored since it is always multithreaded).
       s: { type: 'boolean', short: 's' },
     },

@@ -23,6 +23,8 @@ import { type RepairTotalsMessage, SERVE_CONFIG_ENV, type ServeConfig } from './
 import { ensureSharedParent } from './shared-parent.js';
 import { ListenerHub } from '../syscall/listener-hub.js';
 import type { ListenersMessage, ReleaseMessage } from '../syscall/syscall-view.js';
+import { installSysinfoProfile, sysinfoProfileName } from '../syscall/seccomp-profile.js';
+import { nativeArch } from '../native/libc.js';
 
 const MAX_RESTART_DELAY_MS = 5_000;
 const STOP_GRACE_MS = 3_000;
@@ -252,6 +254,10 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       if (!hub) return;
       try {
         await hub.start();
+        if (args.seccompProfileDir !== null) {
+          const path = installSysinfoProfile(args.seccompProfileDir, args.sysinfoSocket!, nativeArch());
+          log.info({ path, localhostProfile: sysinfoProfileName }, 'seccomp profile for the syscall view written');
+        }
       } catch (err) {
         log.error({ err, socket: args.sysinfoSocket }, `the syscall view cannot start: ${(err as Error).message}`);
       }

@@ -101,6 +101,7 @@ export function reviewAdmission(
   body: unknown,
   mode: SelectionMode,
   settings: AdmissionSettings,
+  namespaceSysinfo = false,
 ): ReviewResult {
   const opened = openReview(body);
   if ('ok' in opened) return opened;
@@ -129,6 +130,7 @@ export function reviewAdmission(
       mode,
       namespace: namespace ?? '',
       excludedNamespaces: settings.excludedNamespaces,
+      namespaceSysinfo,
     });
     patch = diff(pod, result.pod);
   } catch (err) {

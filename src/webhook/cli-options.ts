@@ -3,6 +3,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
+import { sysinfoProfileName } from '../syscall/seccomp-profile.js';
 import { defaultViewDir, type InjectionOptions } from './injection-plan.js';
 
 export class UsageError extends Error {}
@@ -12,6 +13,8 @@ export const injectionFlags = {
   files: { type: 'string', multiple: true },
   'init-containers': { type: 'boolean' },
   'no-parent-mount': { type: 'boolean' },
+  sysinfo: { type: 'boolean' },
+  'sysinfo-profile': { type: 'string' },
 } as const;
 
 export const injectionHelp = `Injection:
@@ -25,19 +28,30 @@ export const injectionHelp = `Injection:
   --init-containers     also mount into plain init containers (native sidecars, i.e. init
                         containers with restartPolicy: Always, always get the view)
   --no-parent-mount     do not mount the view's parent directory (read-only, HostToContainer) into
-                        pods; without it running pods cannot be repaired after an agent restart`;
+                        pods; without it running pods cannot be repaired after an agent restart
+  --sysinfo             offer the syscall view (sysinfo(2): busybox free/uptime, getloadavg()) to pods
+                        annotated, or in namespaces labelled, lxcfs-ts.io/sysinfo=enabled: their
+                        containers get the agent's Localhost seccomp profile (agents need
+                        --sysinfo-socket and --seccomp-profile-dir). Never over Unconfined or another
+                        Localhost profile; the pod's lxcfs-ts.io/sysinfo-status annotation says why
+  --sysinfo-profile P   the profile's path below the kubelet's seccomp directory (default
+                        ${sysinfoProfileName}; implies --sysinfo)`;
 
 export function injectionOptionsFrom(values: {
   'view-dir'?: string | undefined;
   files?: string[] | undefined;
   'init-containers'?: boolean | undefined;
   'no-parent-mount'?: boolean | undefined;
+  sysinfo?: boolean | undefined;
+  'sysinfo-profile'?: string | undefined;
 }): InjectionOptions {
+  const sysinfo = values.sysinfo === true || values['sysinfo-profile'] !== undefined;
   return {
     viewDir: values['view-dir'] ?? defaultViewDir,
     files: (values.files ?? ['default']).flatMap((f) => f.split(',')),
     initContainers: values['init-containers'] ?? false,
     parentMount: !(values['no-parent-mount'] ?? false),
+    sysinfoProfile: sysinfo ? (values['sysinfo-profile'] ?? sysinfoProfileName) : null,
   };
 }
 

@@ -3,11 +3,13 @@
  * pods/ephemeralcontainers subresource, which cannot add volumes. A new ephemeral container of a pod
  * that has the view volumes gets mounts of them, by the same rules as the pod's other containers;
  * a pod without them is left as it is (a mount of a volume the pod lacks would make the API server
- * refuse the whole update, and with it the debug session).
+ * refuse the whole update, and with it the debug session). Where the pod's containers have the
+ * syscall view's seccomp profile, the debug container gets it as well.
  */
 import type { InjectionPlan } from './injection-plan.js';
 import { isJsonObject, type Json, type JsonObject } from './json-patch.js';
 import { type MountConflict, type ResolvedMount, viewMountsFor } from './mutate.js';
+import { applySysinfoProfile, sysinfoStatus } from './seccomp-injection.js';
 import { type SelectionContext, type SkipReason, selectPod } from './selection.js';
 
 export type EphemeralSkipReason = SkipReason | 'no-view-volumes' | 'no-new-containers';
@@ -76,6 +78,34 @@ export function mountViewIntoEphemeralContainers(
     if (mounts.length > 0) container.volumeMounts = [...((container.volumeMounts ?? []) as JsonObject[]), ...mounts];
   }
   const paths = [...new Set(conflicts.map((c) => c.mountPath))].sort();
-  if (paths.length > 0) return { outcome: 'conflict', status: `conflict: ${paths.join(',')}`, containers };
-  return { outcome: 'mutated', status: 'mutated', containers };
+  let status = paths.length > 0 ? `conflict: ${paths.join(',')}` : 'mutated';
+  const sysinfo = sysinfoForDebugContainers(pod, added, plan, conflicts);
+  if (sysinfo) status += `; sysinfo ${sysinfo}`;
+  return { outcome: paths.length > 0 ? 'conflict' : 'mutated', status, containers };
+}
+
+/** True when one of the pod's own containers runs with the syscall view's profile. */
+function podHasSysinfo(pod: JsonObject, profile: string): boolean {
+  const spec = isJsonObject(pod.spec) ? pod.spec : {};
+  const own = [spec.containers, spec.initContainers].flatMap((list) => (isListOfObjects(list) ? list : []));
+  return own.some((c) => {
+    const seccomp = isJsonObject(c.securityContext) ? c.securityContext.seccompProfile : undefined;
+    return isJsonObject(seccomp) && seccomp.type === 'Localhost' && seccomp.localhostProfile === profile;
+  });
+}
+
+/**
+ * The syscall view follows the files: where the pod's containers have its seccomp profile, the new
+ * debug containers get it too, by the same rules (not over another profile, not when privileged,
+ * not without the file view). Returns the outcome for the status, or '' when it does not apply.
+ */
+function sysinfoForDebugContainers(
+  pod: JsonObject,
+  added: JsonObject[],
+  plan: InjectionPlan,
+  conflicts: readonly MountConflict[],
+): string {
+  if (plan.sysinfoProfile === null || !podHasSysinfo(pod, plan.sysinfoProfile)) return '';
+  const withoutView = new Set(conflicts.map((c) => c.container));
+  return sysinfoStatus(applySysinfoProfile(pod, added, plan.sysinfoProfile, withoutView));
 }

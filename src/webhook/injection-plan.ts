@@ -70,6 +70,8 @@ export interface InjectionPlan {
   readonly viewDir: string;
   readonly mounts: readonly InjectedMount[];
   readonly initContainers: boolean;
+  /** The Localhost seccomp profile of the syscall view (relative to the kubelet's seccomp directory), or null: off. */
+  readonly sysinfoProfile: string | null;
 }
 
 export interface InjectionOptions {
@@ -81,6 +83,8 @@ export interface InjectionOptions {
   initContainers: boolean;
   /** Mount the view's parent directory read-only with HostToContainer propagation (needed for self-repair). */
   parentMount: boolean;
+  /** Offer the syscall view to pods that ask for it, with this Localhost profile; null: off. */
+  sysinfoProfile: string | null;
 }
 
 export const defaultInjectionOptions: InjectionOptions = {
@@ -88,6 +92,7 @@ export const defaultInjectionOptions: InjectionOptions = {
   files: ['default'],
   initContainers: false,
   parentMount: true,
+  sysinfoProfile: null,
 };
 
 export class InjectionConfigError extends Error {}
@@ -144,6 +149,25 @@ function checkViewDir(viewDir: string): void {
   }
 }
 
+/**
+ * The profile name is a path below the kubelet's seccomp directory; sysinfo(2) must come with the
+ * files it is read together with (busybox free reads both), so those must be injected too.
+ */
+function checkSysinfoProfile(profile: string, mounts: readonly InjectedMount[]): void {
+  if (profile === '' || profile.startsWith('/') || posix.normalize(profile) !== profile || profile.startsWith('..')) {
+    throw new InjectionConfigError(
+      `--sysinfo-profile must be a path relative to the kubelet's seccomp directory, got "${profile}"`,
+    );
+  }
+  const needed = ['/proc/meminfo', '/proc/uptime', '/proc/loadavg', '/proc/swaps'];
+  const missing = needed.filter((path) => !mounts.some((m) => m.mountPath === path));
+  if (missing.length > 0) {
+    throw new InjectionConfigError(
+      `--sysinfo needs the files sysinfo(2) agrees with in --files; missing: ${missing.join(', ')}`,
+    );
+  }
+}
+
 function volumeNameFor(path: string): string {
   return `lxcfs-ts-${path.replace(/\//g, '-')}`;
 }
@@ -166,5 +190,11 @@ export function buildInjectionPlan(options: InjectionOptions): InjectionPlan {
       propagation: 'HostToContainer',
     });
   }
-  return { viewDir: options.viewDir, mounts, initContainers: options.initContainers };
+  if (options.sysinfoProfile !== null) checkSysinfoProfile(options.sysinfoProfile, mounts);
+  return {
+    viewDir: options.viewDir,
+    mounts,
+    initContainers: options.initContainers,
+    sysinfoProfile: options.sysinfoProfile,
+  };
 }

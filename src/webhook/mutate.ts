@@ -9,6 +9,7 @@
  */
 import type { InjectedMount, InjectionPlan } from './injection-plan.js';
 import { isJsonObject, type Json, type JsonObject } from './json-patch.js';
+import { applySysinfoProfile, sysinfoRequested, sysinfoStatus, sysinfoStatusAnnotation } from './seccomp-injection.js';
 import { type SelectionContext, type SkipReason, selectPod, statusAnnotation } from './selection.js';
 
 export type MutationOutcome = 'mutated' | 'conflict' | 'skipped' | 'invalid';
@@ -55,11 +56,35 @@ function checkShape(pod: JsonObject): Problem {
   return null;
 }
 
-function setStatus(pod: JsonObject, status: string): void {
+function setAnnotation(pod: JsonObject, key: string, value: string): void {
   if (!isJsonObject(pod.metadata)) pod.metadata = {};
   const metadata = pod.metadata as JsonObject;
   if (!isJsonObject(metadata.annotations)) metadata.annotations = {};
-  (metadata.annotations as JsonObject)[statusAnnotation] = status;
+  (metadata.annotations as JsonObject)[key] = value;
+}
+
+function setStatus(pod: JsonObject, status: string): void {
+  setAnnotation(pod, statusAnnotation, status);
+}
+
+/** The syscall view's part: the seccomp profile, where the pod asks for it and the webhook offers it. */
+function injectSysinfo(
+  pod: JsonObject,
+  plan: InjectionPlan,
+  ctx: SelectionContext,
+  targets: readonly JsonObject[],
+  conflicts: readonly MountConflict[],
+): void {
+  if (plan.sysinfoProfile === null) return;
+  const request = sysinfoRequested(pod, ctx.namespaceSysinfo ?? false);
+  if (request === 'no') return;
+  if (request !== 'yes') {
+    setAnnotation(pod, sysinfoStatusAnnotation, `skipped: ${request.invalid}`);
+    return;
+  }
+  const withoutView = new Set(conflicts.map((c) => c.container));
+  const outcome = applySysinfoProfile(pod, targets, plan.sysinfoProfile, withoutView);
+  setAnnotation(pod, sysinfoStatusAnnotation, sysinfoStatus(outcome));
 }
 
 /** "/a//b/" -> "/a/b" (split and join: regular expressions here cost tens of µs per pod). */
@@ -172,6 +197,8 @@ export function mutatePod(input: JsonObject, plan: InjectionPlan, ctx: Selection
   }
   const newVolumes = resolved.filter((r) => r.used && !r.existing).map((r) => volumeFor(r.name, r.mount));
   if (newVolumes.length > 0) spec.volumes = [...volumes, ...newVolumes];
+
+  injectSysinfo(pod, plan, ctx, targets, conflicts);
 
   const paths = [...new Set(conflicts.map((c) => c.mountPath))].sort();
   const status = paths.length > 0 ? `conflict: ${paths.join(',')}` : 'mutated';

@@ -20,6 +20,8 @@ export interface SelectionContext {
   namespace: string;
   /** Namespaces never injected: kube-system and the webhook's own, plus any configured. */
   excludedNamespaces: readonly string[];
+  /** The namespace is labelled for the syscall view (a path of its own, like the mode). */
+  namespaceSysinfo?: boolean;
 }
 
 export type SkipReason =

@@ -14,9 +14,16 @@ import type { Logger } from '../common/log.js';
 import { type AdmissionSettings, reviewAdmission } from './admission.js';
 import { reviewEphemeralContainers } from './ephemeral-admission.js';
 import type { WebhookMetrics } from './metrics.js';
+import { sysinfoPathSuffix } from './seccomp-injection.js';
 import type { SelectionMode } from './selection.js';
 
-export const mutatePaths: Record<string, SelectionMode> = { '/mutate': 'enabled', '/mutate/optin': 'optin' };
+export const mutatePaths: Record<string, SelectionMode> = {
+  '/mutate': 'enabled',
+  '/mutate/optin': 'optin',
+  // Namespaces labelled for the syscall view too (lxcfs-ts.io/sysinfo=enabled).
+  [`/mutate${sysinfoPathSuffix}`]: 'enabled',
+  [`/mutate/optin${sysinfoPathSuffix}`]: 'optin',
+};
 
 export interface CertificatePair {
   cert: string;
@@ -119,7 +126,7 @@ export class WebhookServer {
     const path = (req.url ?? '/').split('?')[0]!;
     const mode = mutatePaths[path];
     if (secure && mode !== undefined) {
-      this.mutate(req, res, mode).catch((err: unknown) => {
+      this.mutate(req, res, mode, path.endsWith(sysinfoPathSuffix)).catch((err: unknown) => {
         this.options.logger.error({ err: String(err) }, 'admission handler failed');
         if (!res.headersSent) sendError(res, 500, 'internal error');
       });
@@ -147,7 +154,12 @@ export class WebhookServer {
     sendError(res, status, message);
   }
 
-  private async mutate(req: IncomingMessage, res: ServerResponse, mode: SelectionMode): Promise<void> {
+  private async mutate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    mode: SelectionMode,
+    namespaceSysinfo: boolean,
+  ): Promise<void> {
     if (req.method !== 'POST') return this.refuse(res, 405, 'use POST');
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') return this.refuse(res, 415, 'content-type must be application/json');
@@ -172,7 +184,8 @@ export class WebhookServer {
     }
     const { settings } = this.options;
     const result =
-      (await reviewEphemeralContainers(parsed, mode, settings)) ?? reviewAdmission(parsed, mode, settings);
+      (await reviewEphemeralContainers(parsed, mode, settings)) ??
+      reviewAdmission(parsed, mode, settings, namespaceSysinfo);
     if (!result.ok) return this.refuse(res, result.httpStatus, result.error);
     send(res, 200, JSON.stringify(result.response));
     const { summary } = result;

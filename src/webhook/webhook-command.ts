@@ -163,6 +163,7 @@ function buildSettings(values: Values) {
     failurePolicy: oneOf(values['failure-policy'], ['Ignore', 'Fail'] as const, 'Ignore', '--failure-policy'),
     timeoutSeconds: positiveInt(values['timeout-seconds'], 5, '--timeout-seconds'),
     excludedNamespaces: excluded,
+    sysinfo: injectionOptionsFrom(values).sysinfoProfile !== null,
   };
   const hosts = externalUrl
     ? [new URL(externalUrl).hostname.replace(/^\[|\]$/g, '')]

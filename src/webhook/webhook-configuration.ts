@@ -10,6 +10,7 @@
 import type { Logger } from '../common/log.js';
 import { isConflict, isNotFound, type KubeApi } from './kube-client.js';
 import type { WebhookMetrics } from './metrics.js';
+import { sysinfoKey, sysinfoPathSuffix } from './seccomp-injection.js';
 import { legacyNamespaceLabels, namespaceLabel } from './selection.js';
 
 export const configurationName = 'lxcfs-ts';
@@ -22,6 +23,8 @@ export interface ConfigurationOptions {
   failurePolicy: 'Ignore' | 'Fail';
   timeoutSeconds: number;
   excludedNamespaces: readonly string[];
+  /** The syscall view is offered: namespaces labelled for it get entries (and paths) of their own. */
+  sysinfo?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -44,17 +47,28 @@ export function buildWebhookConfiguration(options: ConfigurationOptions, caBundl
     { key: 'pod-security.kubernetes.io/enforce', operator: 'NotIn', values: ['baseline', 'restricted'] },
   ];
   const [aliyun, mountLxcfs] = legacyNamespaceLabels;
+  const modes = [
+    { name: 'enabled', path: '/mutate' },
+    { name: 'optin', path: '/mutate/optin' },
+  ];
+  const modeEntries = modes.flatMap((m) => {
+    const label: Requirement = { key: namespaceLabel, operator: 'In', values: [m.name] };
+    if (!options.sysinfo) return [{ name: `${m.name}.lxcfs-ts.io`, path: m.path, match: [label] }];
+    return [
+      {
+        name: `${m.name}.lxcfs-ts.io`,
+        path: m.path,
+        match: [label, { key: sysinfoKey, operator: 'NotIn', values: ['enabled'] } as Requirement],
+      },
+      {
+        name: `${m.name}-sysinfo.lxcfs-ts.io`,
+        path: `${m.path}${sysinfoPathSuffix}`,
+        match: [label, { key: sysinfoKey, operator: 'In', values: ['enabled'] } as Requirement],
+      },
+    ];
+  });
   const entries: { name: string; path: string; match: Requirement[] }[] = [
-    {
-      name: 'enabled.lxcfs-ts.io',
-      path: '/mutate',
-      match: [{ key: namespaceLabel, operator: 'In', values: ['enabled'] }],
-    },
-    {
-      name: 'optin.lxcfs-ts.io',
-      path: '/mutate/optin',
-      match: [{ key: namespaceLabel, operator: 'In', values: ['optin'] }],
-    },
+    ...modeEntries,
     {
       name: `legacy-${aliyun}.lxcfs-ts.io`,
       path: '/mutate',

@@ -34,6 +34,10 @@ const overlay = `${repoRoot}deploy/overlays/local-node`;
 const stateDir = process.env.KUBE_ENV_DIR ?? '/tmp/lxcfs-ts-kube-env';
 const system = 'lxcfs-ts';
 const ns = `e2e-node-${randomBytes(3).toString('hex')}`;
+/** Labelled for the syscall view too (lxcfs-ts.io/sysinfo=enabled). */
+const sysinfoNs = `${ns}-sysinfo`;
+/** The busybox pod's loop: its own sysinfo(2) (through the listener runc sent when it started), 5 times a second. */
+const sysinfoLoop = 'while true; do echo "total $(free -m | awk \'/^Mem:/ {print $2}\')"; sleep 0.2; done';
 const viewDir = '/var/lib/lxcfs-ts/lxcfs';
 const memTotalKb = 262144;
 /** The files the webhook injects by default (README, "What is injected"). */
@@ -88,6 +92,33 @@ function workload(name: string, command: string[]) {
   });
 }
 
+/** A pod from the busybox image (Alpine-like: its free and uptime read sysinfo(2), not /proc/meminfo). */
+function busyboxPod(name: string, namespace: string, script: string) {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      containers: [
+        {
+          name: 'main',
+          image: 'k8s.local/busybox:dev',
+          imagePullPolicy: 'Never',
+          command: ['sh', '-c', script],
+          resources: { limits: { memory: '256Mi', cpu: '1' }, requests: { memory: '16Mi', cpu: '50m' } },
+        },
+      ],
+    },
+  });
+}
+
+/** The machine's memory in MiB, as free -m prints it from the kernel's own sysinfo(2). */
+function hostMemMiB(): number {
+  const kb = Number(/^MemTotal:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
+  return Math.floor(kb / 1024);
+}
+
 interface KubeEvent {
   involvedObject: { name: string };
   reason: string;
@@ -122,6 +153,9 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
   let k: Kubectl;
   let initial: HostState;
   let released = false;
+  /** Step 4's agent replacement, in seconds since the epoch (step 4b measures the syscall view across it). */
+  let agentDeletedAt = 0;
+  let agentReadyAgainAt = 0;
 
   const agentPod = () =>
     k.json<{ items: PodStatus[] }>(['-n', system, 'get', 'pods', '-l', 'app.kubernetes.io/component=agent']).items;
@@ -234,6 +268,43 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     t.diagnostic(`/proc/uptime ${uptime} s for a container ${age} s old`);
   });
 
+  it('2b. the syscall view: busybox free -m shows the limit in a namespace labelled for it; elsewhere pods are untouched', async (t: TestContext) => {
+    k(['create', 'namespace', sysinfoNs]);
+    k(['label', 'namespace', sysinfoNs, 'lxcfs-ts.io/inject=enabled', 'lxcfs-ts.io/sysinfo=enabled']);
+    await eventually('the namespace\'s service account token', () =>
+      k(['-n', sysinfoNs, 'get', 'sa', 'default', '-o', 'jsonpath={.secrets[0].name}']).trim() || undefined, 60_000);
+    k(['apply', '-f', '-'], busyboxPod('bb', sysinfoNs, sysinfoLoop));
+    k(['apply', '-f', '-'], busyboxPod('bb-plain', ns, 'exec sleep 100000'));
+    const bb = () => k.json<PodStatus & { spec: { containers: { securityContext?: { seccompProfile?: unknown } }[] } }>(
+      ['-n', sysinfoNs, 'get', 'pod', 'bb']);
+    await eventually('pod bb running', () => (ready(bb()) ? true : undefined), 60_000);
+    await eventually('pod bb-plain running', () => (ready(pod('bb-plain')) ? true : undefined), 60_000);
+
+    assert.equal(bb().metadata.annotations?.['lxcfs-ts.io/sysinfo-status'], 'enabled: main');
+    assert.deepEqual(bb().spec.containers[0]!.securityContext?.seccompProfile,
+      { type: 'Localhost', localhostProfile: 'lxcfs-ts/sysinfo.json' });
+    const profile = JSON.parse(readFileSync(`${node!.varLib}/kubelet/seccomp/lxcfs-ts/sysinfo.json`, 'utf8'));
+    t.diagnostic(`the agent's profile: ${profile.syscalls.length} rules, listener ${profile.listenerPath}`);
+
+    // kubectl exec: runc connects to the listener again for the exec'd process.
+    const out = k(['-n', sysinfoNs, 'exec', 'bb', '--', 'sh', '-c', 'free -m; echo "== uptime"; uptime; echo "== loadavg"; cat /proc/loadavg']);
+    t.diagnostic(`in bb:\n${out}`);
+    assert.match(out, /^Mem:\s+256\s/m, 'busybox free -m: the limit, from sysinfo(2)');
+    const loads = /load average: ([\d.]+), ([\d.]+), ([\d.]+)/.exec(out)!.slice(1).map(Number);
+    const file = /== loadavg\n([\d.]+) ([\d.]+) ([\d.]+)/.exec(out)!.slice(1).map(Number);
+    loads.forEach((l, i) => assert.ok(Math.abs(l - file[i]!) <= 0.05, `sysinfo's load ${loads} agrees with /proc/loadavg ${file}`));
+    const logged = await eventually('bb\'s own loop printing', () =>
+      (k(['-n', sysinfoNs, 'logs', 'bb', '--tail', '1']).match(/^total (\d+)$/m)?.[1]), 30_000);
+    assert.equal(logged, '256', 'the pod\'s own process (started by runc) is served too');
+
+    // A pod in a namespace without the label: no profile, and its busybox free shows the machine.
+    const plain = k.json<PodStatus & { spec: { containers: { securityContext?: unknown }[] } }>(['-n', ns, 'get', 'pod', 'bb-plain']);
+    assert.equal(plain.metadata.annotations?.['lxcfs-ts.io/sysinfo-status'], undefined);
+    assert.equal(plain.spec.containers[0]!.securityContext, undefined, 'no securityContext added');
+    const total = Number(/^Mem:\s+(\d+)\s/m.exec(exec('bb-plain', 'free -m'))![1]);
+    assert.ok(Math.abs(total - hostMemMiB()) <= 1, `busybox free -m without the syscall view: the machine's ${hostMemMiB()} MiB (got ${total})`);
+  });
+
   it('3. kill -9 of the serving process under a reader loop: zero failed reads', async (t: TestContext) => {
     const agent = await agentReady(30_000);
     const container = agent.status.containerStatuses!.find((c) => c.name === 'agent')!;
@@ -261,6 +332,7 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     const reader = podReader(node!.kubeconfig, ns, 'work', 120, memTotalKb, 3);
     await new Promise((r) => setTimeout(r, 3000));
     const deletedAt = Date.now() / 1000;
+    agentDeletedAt = deletedAt;
     k(['-n', system, 'delete', 'pod', old, '--wait=false']);
     const replaced = await eventually('a new agent ready', () => {
       const p = agentPod().find((a) => a.metadata.name !== old && ready(a));
@@ -269,6 +341,7 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     const result = await reader;
     const firstBad = result.transitions.find((x) => x.state !== 'ok');
     const last = result.transitions.at(-1);
+    agentReadyAgainAt = replaced.at;
     const created = Date.parse(replaced.pod.metadata.creationTimestamp ?? '') / 1000;
     t.diagnostic(`agent replaced: new pod created ${(created - deletedAt).toFixed(0)} s and ready ` +
       `${(replaced.at - deletedAt).toFixed(1)} s after the delete`);
@@ -282,6 +355,41 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     t.diagnostic(`reader without the view for ${(last.at - firstBad.at).toFixed(2)} s; ` +
       `view back ${(last.at - deletedAt).toFixed(2)} s after the delete; the new agent's readiness ` +
       `probe passed at +${(replaced.at - deletedAt).toFixed(1)} s (it serves before the probe's next period)`);
+  });
+
+  it('4b. the syscall view across that replacement: what sysinfo(2) returned meanwhile', async (t: TestContext) => {
+    // bb's loop ran through step 4. Its listener was held by the old agent's processes: when they
+    // ended, the kernel answers the loop's sysinfo(2) with ENOSYS, and busybox free (which does
+    // not check the result) prints whatever was in its buffer. A process started afterwards
+    // (kubectl exec) gets a new listener from runc, and the new agent serves it.
+    const logged = () => k(['-n', sysinfoNs, 'logs', 'bb', '--timestamps']).split('\n').flatMap((line) => {
+      const m = /^(\S+) total (\S*)$/.exec(line);
+      return m ? [{ at: Date.parse(m[1]!) / 1000, total: m[2]! }] : [];
+    });
+    const settled = agentReadyAgainAt + 2;
+    // Ten lines (two seconds) of the loop after the new agent settled.
+    const lines = await eventually('bb\'s loop after the replacement', () => {
+      const all = logged();
+      return all.filter((l) => l.at > settled).length >= 10 ? all : undefined;
+    }, 30_000);
+    const before = lines.filter((l) => l.at < agentDeletedAt - 1);
+    const after = lines.filter((l) => l.at > settled);
+    const tally = (list: typeof lines) => {
+      const counts = new Map<string, number>();
+      for (const l of list) {
+        const kind = l.total === '256' ? 'limit' : Number(l.total) === hostMemMiB() ? 'host' : `other(${l.total})`;
+        counts.set(kind, (counts.get(kind) ?? 0) + 1);
+      }
+      return [...counts].map(([kind, n]) => `${kind} ${n}`).join(', ');
+    };
+    t.diagnostic(`bb's loop before the agent pod was deleted: ${tally(before)}; after the new agent was ready: ${tally(after)}`);
+    assert.ok(before.length > 10 && before.every((l) => l.total === '256'), 'served before the replacement');
+    assert.ok(after.every((l) => l.total !== '256'),
+      'the loop\'s listener died with the old agent (README: processes started before a replacement are not served)');
+    const fresh = k(['-n', sysinfoNs, 'exec', 'bb', '--', 'free', '-m']);
+    assert.match(fresh, /^Mem:\s+256\s/m, 'a process started after the replacement is served by the new agent');
+    k(['delete', 'namespace', sysinfoNs, '--wait=false']);
+    k(['-n', ns, 'delete', 'pod', 'bb-plain', '--wait=false']);
   });
 
   it('5. node restart with workloads starting before the agent: no directory for a file, no crash-loop', async (t: TestContext) => {

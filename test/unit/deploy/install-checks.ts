@@ -293,7 +293,9 @@ function checkConfiguration(objects: KubeObject[], webhook: Webhook): void {
   );
   const service = find(objects, 'Service', 'lxcfs-ts-webhook') as unknown as { spec: { ports: { port: number }[] } };
   const entries = (configuration as unknown as { webhooks: WebhookEntry[] }).webhooks;
-  assert.equal(entries.length, 4);
+  // With the syscall view offered, the two label modes get a second entry each (labelled for it, or not).
+  const perMode = webhook.flags.includes('--sysinfo') ? 2 : 1;
+  assert.equal(entries.length, 2 * perMode + 2);
   for (const w of entries) {
     assert.deepEqual(w.admissionReviewVersions, ['v1'], w.name);
     assert.equal(w.sideEffects, 'None', w.name);
@@ -317,8 +319,9 @@ function checkConfiguration(objects: KubeObject[], webhook: Webhook): void {
   }
   const selects = (key: string, value: string) =>
     entries.filter((w) => w.namespaceSelector.matchExpressions.some((e) => e.key === key && e.operator === 'In' && e.values?.includes(value)));
-  assert.equal(selects('lxcfs-ts.io/inject', 'enabled').length, 1);
-  assert.equal(selects('lxcfs-ts.io/inject', 'optin').length, 1);
+  assert.equal(selects('lxcfs-ts.io/inject', 'enabled').length, perMode);
+  assert.equal(selects('lxcfs-ts.io/inject', 'optin').length, perMode);
+  assert.equal(selects('lxcfs-ts.io/sysinfo', 'enabled').length, 2 * (perMode - 1));
   assert.equal(selects('lxcfs-admission-webhook', 'enabled').length, 1);
   assert.equal(selects('mount-lxcfs', 'enabled').length, 1);
 }

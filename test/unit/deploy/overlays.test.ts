@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   allContainers,
@@ -127,7 +127,7 @@ describe('overlays/local-node: the image built on the machine, on Kubernetes 1.2
     }
   });
 
-  test('otherwise the default install, with the PodDisruptionBudget as policy/v1beta1', () => {
+  test('otherwise the default install with the syscall view offered, the PodDisruptionBudget as policy/v1beta1', () => {
     const normalize = (list: KubeObject[]) =>
       list.map((o) => {
         const copy = structuredClone(o);
@@ -142,7 +142,7 @@ describe('overlays/local-node: the image built on the machine, on Kubernetes 1.2
       });
     const sorted = (list: KubeObject[]) => [...list].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
     assert.equal(find(objects, 'PodDisruptionBudget', 'lxcfs-ts-webhook').apiVersion, 'policy/v1beta1');
-    assert.deepEqual(sorted(normalize(objects)), sorted(normalize(base)));
+    assert.deepEqual(sorted(normalize(objects)), sorted(normalize(withComponents('sysinfo'))));
   });
 });
 
@@ -164,6 +164,29 @@ describe('components', () => {
       'ClusterRole/lxcfs-ts-webhook-read-pods',
       'ClusterRoleBinding/lxcfs-ts-webhook-read-pods',
     ]);
+  });
+
+  test('sysinfo: the agent listens and writes the profile where the node has them; the webhook offers it', () => {
+    const objects = withComponents('sysinfo');
+    checkInstall(objects);
+    const agent = agentOf(objects);
+    const flag = (name: string) => agent.container.args!.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+    const socketDir = dirname(flag('--sysinfo-socket')!);
+    const seccompDir = flag('--seccomp-profile-dir')!;
+    assert.equal(seccompDir, '/var/lib/kubelet/seccomp');
+    for (const path of [socketDir, seccompDir]) {
+      const mount = agent.container.volumeMounts!.find((m) => m.mountPath === path);
+      const volume = agent.spec.volumes!.find((v) => v.name === mount?.name);
+      // runc and the kubelet use these paths on the node: the agent must see them at the same place.
+      assert.deepEqual(volume?.hostPath, { path, type: 'DirectoryOrCreate' }, path);
+    }
+    assert.ok(!socketDir.startsWith('/var/lib/lxcfs-ts'), 'the socket is not in the directory pods get mounted');
+    assert.equal(agent.mountpoint, agentOf(base).mountpoint);
+    assert.ok(webhookOf(objects).flags.includes('--sysinfo'));
+    const changed = new Set(['DaemonSet/lxcfs-ts-agent', 'Deployment/lxcfs-ts-webhook', 'MutatingWebhookConfiguration/lxcfs-ts']);
+    for (const o of objects.filter((x) => !changed.has(`${x.kind}/${x.metadata.name}`))) {
+      assert.deepEqual(o, find(base, o.kind, o.metadata.name));
+    }
   });
 
   test('they compose: legacy paths with cert-manager and update-on-delete', () => {

@@ -216,3 +216,43 @@ describe('ephemeral containers, EphemeralContainers shape (API servers before 1.
     }
   });
 });
+
+describe('ephemeral containers and the syscall view', () => {
+  const profile = 'lxcfs-ts/sysinfo.json';
+  const sysinfoPlan = buildInjectionPlan({ ...defaultInjectionOptions, sysinfoProfile: profile });
+  const ours = { type: 'Localhost', localhostProfile: profile };
+  const created = (annotations: Record<string, string>): JsonObject =>
+    mutatePod(
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'web', namespace: 'apps', annotations },
+        spec: { containers: [{ name: 'app', image: 'busybox' }] },
+      },
+      sysinfoPlan,
+      ctx,
+    ).pod;
+  const reviewWith = (pod: JsonObject, debug: JsonObject) =>
+    patchOf(review('Pod', withEphemeral(pod, [debug]), pod, { plan: sysinfoPlan }));
+  const debugged = (pod: JsonObject, patch: Operation[]) =>
+    (applyPatch(withEphemeral(pod, [debugContainer('d')]), patch) as { spec: { ephemeralContainers: JsonObject[] } })
+      .spec.ephemeralContainers[0]!;
+
+  it('a debug container of a pod that has the syscall view gets its profile too', async () => {
+    const pod = created({ 'lxcfs-ts.io/sysinfo': 'enabled' });
+    const { patch, audit } = await reviewWith(pod, debugContainer('d'));
+    const debug = debugged(pod, patch);
+    assert.deepEqual((debug.securityContext as JsonObject).seccompProfile, ours);
+    assert.ok((debug.volumeMounts as JsonObject[]).length > 0, 'and the file view');
+    assert.equal(audit?.status, 'mutated; sysinfo enabled: d');
+  });
+
+  it('one of a pod without it gets the files only; a privileged one is skipped, with the reason', async () => {
+    const plain = created({});
+    const { patch } = await reviewWith(plain, debugContainer('d'));
+    assert.equal(debugged(plain, patch).securityContext, undefined);
+    const withView = created({ 'lxcfs-ts.io/sysinfo': 'enabled' });
+    const { audit } = await reviewWith(withView, debugContainer('d', { securityContext: { privileged: true } }));
+    assert.equal(audit?.status, 'mutated; sysinfo skipped: d (privileged, so it runs without seccomp)');
+  });
+});
