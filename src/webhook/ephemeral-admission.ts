@@ -80,11 +80,16 @@ export async function reviewEphemeralContainers(
     pod = stored;
   }
 
-  const result = mountViewIntoEphemeralContainers(pod, requested, previous, settings.plan, {
-    mode,
-    namespace,
-    excludedNamespaces: settings.excludedNamespaces,
-  });
+  // API servers before 1.21 refuse a securityContext on ephemeral containers; the EphemeralContainers
+  // shape comes from 1.16 to 1.21, so only the Pod shape may carry one.
+  const result = mountViewIntoEphemeralContainers(
+    pod,
+    requested,
+    previous,
+    settings.plan,
+    { mode, namespace, excludedNamespaces: settings.excludedNamespaces },
+    kind === 'Pod',
+  );
   if (result.outcome === 'invalid') {
     return respondTo(request, uid, {}, summary({ outcome: 'invalid', reason: 'invalid-pod', patchOperations: 0 }));
   }

@@ -53,6 +53,8 @@ export function mountViewIntoEphemeralContainers(
   previous: Json | undefined,
   plan: InjectionPlan,
   ctx: SelectionContext,
+  /** False for API servers that refuse a securityContext on ephemeral containers (1.20 and older). */
+  securityContextAllowed = true,
 ): EphemeralMutation {
   if (!isListOfObjects(requested) || requested.some((c) => !isListOfObjects(c.volumeMounts ?? []))) {
     return { outcome: 'invalid', reason: 'invalid-pod', status: 'invalid: ephemeralContainers', containers: [] };
@@ -79,7 +81,7 @@ export function mountViewIntoEphemeralContainers(
   }
   const paths = [...new Set(conflicts.map((c) => c.mountPath))].sort();
   let status = paths.length > 0 ? `conflict: ${paths.join(',')}` : 'mutated';
-  const sysinfo = sysinfoForDebugContainers(pod, added, plan, conflicts);
+  const sysinfo = sysinfoForDebugContainers(pod, added, plan, conflicts, securityContextAllowed);
   if (sysinfo) status += `; sysinfo ${sysinfo}`;
   return { outcome: paths.length > 0 ? 'conflict' : 'mutated', status, containers };
 }
@@ -104,8 +106,14 @@ function sysinfoForDebugContainers(
   added: JsonObject[],
   plan: InjectionPlan,
   conflicts: readonly MountConflict[],
+  securityContextAllowed: boolean,
 ): string {
   if (plan.sysinfoProfile === null || !podHasSysinfo(pod, plan.sysinfoProfile)) return '';
+  if (!securityContextAllowed) {
+    // Setting it there would get the whole update refused: the debug container gets the files only.
+    return `skipped: ${added.map((c) => String(c.name ?? '')).join(', ')} (ephemeral containers take no ` +
+      'securityContext in this request shape, from API servers before 1.22)';
+  }
   const withoutView = new Set(conflicts.map((c) => c.container));
   return sysinfoStatus(applySysinfoProfile(pod, added, plan.sysinfoProfile, withoutView));
 }

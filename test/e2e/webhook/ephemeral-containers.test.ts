@@ -116,6 +116,8 @@ describe('ephemeral containers (kubectl debug) against a real kube-apiserver', (
         `https://127.0.0.1:${port}`,
         '--log-level',
         'debug',
+        // Offers the syscall view (no agent needed to set the profile on pods that ask).
+        '--sysinfo',
       ],
       port,
     );
@@ -170,6 +172,16 @@ describe('ephemeral containers (kubectl debug) against a real kube-apiserver', (
     await eventually('the admission log line', () =>
       /"name":"no-volumes".*"reason":"no-view-volumes"/.test(webhook.output()) ? true : undefined,
     );
+  });
+
+  it('a pod with the syscall view: the debug container gets the files, and no securityContext this API server would refuse', () => {
+    const pod = createPod(ns.enabled, 'with-sysinfo', { 'lxcfs-ts.io/sysinfo': 'enabled' });
+    const app = pod.spec.containers[0] as Container & { securityContext?: { seccompProfile?: unknown } };
+    assert.deepEqual(app.securityContext?.seccompProfile, { type: 'Localhost', localhostProfile: 'lxcfs-ts/sysinfo.json' });
+    const debugged = debug(ns.enabled, 'with-sysinfo', 'debugger');
+    const container = debugged.spec.ephemeralContainers![0] as Container & { securityContext?: unknown };
+    assert.deepEqual(viewMounts(container), viewMounts(app));
+    assert.equal(container.securityContext, undefined);
   });
 
   it('a pod of a namespace without injection gets its debug container untouched', () => {

@@ -255,4 +255,22 @@ describe('ephemeral containers and the syscall view', () => {
     const { audit } = await reviewWith(withView, debugContainer('d', { securityContext: { privileged: true } }));
     assert.equal(audit?.status, 'mutated; sysinfo skipped: d (privileged, so it runs without seccomp)');
   });
+
+  it('from API servers before 1.22 (EphemeralContainers shape): the files only, never a securityContext', async () => {
+    const pod = created({ 'lxcfs-ts.io/sysinfo': 'enabled' });
+    const shape = (containers: JsonObject[]): JsonObject => ({
+      apiVersion: 'v1',
+      kind: 'EphemeralContainers',
+      metadata: { name: 'web', namespace: 'apps' },
+      ephemeralContainers: containers,
+    });
+    const { patch, audit } = await patchOf(
+      review('EphemeralContainers', shape([debugContainer('d')]), shape([]), {
+        plan: sysinfoPlan,
+        readPod: async () => pod,
+      }),
+    );
+    assert.deepEqual(patch.map((op) => op.path), ['/ephemeralContainers/0/volumeMounts']);
+    assert.match(String(audit?.status), /^mutated; sysinfo skipped: d \(ephemeral containers take no securityContext/);
+  });
 });
