@@ -59,6 +59,9 @@ export interface SharedViewState {
   readonly cpuSlots: number;
 }
 
+/** USER_HZ, the unit of /proc/<pid>/stat start times: 100 on every Linux architecture we run on. */
+const clockTicksPerSecond = 100;
+
 /** How stale host-wide content may be (ms): passthrough lines of meminfo and stat. */
 const hostTtlMs = 100;
 /** cpuinfo is costly to generate (25 µs for 2 CPUs) and changes only in `cpu MHz`. */
@@ -389,7 +392,7 @@ class ContainerViews implements ViewSource {
     if (text === null) return null;
     const host = parseUptime(text);
     if (!Number.isFinite(host.uptime)) return null;
-    const uptime = Math.max(0, host.uptime + caller.boottimeOffset);
+    const uptime = this.uptimeFor(caller, host.uptime);
     const visible = this.visible(caller);
     const idleUs =
       visible === null
@@ -433,11 +436,25 @@ class ContainerViews implements ViewSource {
     });
   }
 
-  /** The uptime the kernel would show this caller: the host's, shifted by its time namespace. */
+  /** The uptime this caller's /proc/uptime shows now (sysinfo(2) and the idle counters use it too). */
   private callerUptimeSec(caller: CallerContext): number {
     const text = this.files.readText(`${this.options.procRoot}/uptime`);
     if (text === null) return Number.NaN;
-    return Math.max(0, parseUptime(text).uptime + caller.boottimeOffset);
+    return this.uptimeFor(caller, parseUptime(text).uptime);
+  }
+
+  /**
+   * The uptime rule (`--uptime`): in a time namespace, what the kernel shows the caller (the
+   * host's, shifted by the namespace's boot offset), as the namespace's per-process start times
+   * agree with it. Outside one, `host` shows the host's; `container` the container's age, the
+   * host's uptime minus its PID 1's start (host callers, and containers whose PID 1 is unknown,
+   * get the host's). btime stays the host's, so start dates (ps START) remain right.
+   */
+  private uptimeFor(caller: CallerContext, hostUptimeSec: number): number {
+    if (caller.boottimeOffset !== 0 || this.options.uptime === 'host' || !Number.isFinite(caller.initStartTicks)) {
+      return Math.max(0, hostUptimeSec + caller.boottimeOffset);
+    }
+    return Math.max(0, hostUptimeSec - caller.initStartTicks / clockTicksPerSecond);
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { type LogLevel, logLevels } from '../common/log.js';
+import { type UptimeMode, uptimeModes } from '../common/options.js';
 import { parseListenAddress } from './health-server.js';
 
 export const DEFAULT_MOUNTPOINT = '/var/lib/lxcfs';
@@ -15,6 +16,8 @@ export interface DaemonArgs {
   enableLoadavg: boolean;
   enableCfs: boolean;
   disableSwap: boolean;
+  /** What /proc/uptime shows a container outside a time namespace (`--uptime`). */
+  uptime: UptimeMode;
   pidfile: string | null;
   allowNonEmpty: boolean;
   entryTtlMs: number;
@@ -68,6 +71,11 @@ Options of lxcfs-ts:
       --threads N           request worker threads (default 2)
       --request-timeout S   on kernels with FUSE request timeouts (6.14+), abort the connection when a
                             request stays unanswered for S seconds (default 0: off; 0 disables)
+      --uptime MODE         what /proc/uptime (and sysinfo's uptime) shows a container that has no
+                            time namespace (Kubernetes): container (default), its age, from its PID 1's
+                            start; host, the host's uptime as the kernel shows it (ps ELAPSED then
+                            right). btime stays the host's boot in both, so ps START is right. In a
+                            time namespace (lxcfs-ts run) both show the namespace's own uptime
       --deadline-ms MS      a request not answered within MS milliseconds (a stuck cgroup read) gets
                             the host's content instead, and its thread is replaced (default 1000)
       --health-address A    HOST:PORT serving /healthz, /readyz and /metrics (Prometheus), or off
@@ -116,6 +124,7 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     enableLoadavg: values['enable-loadavg'] ?? false,
     enableCfs: values['enable-cfs'] ?? false,
     disableSwap: values['disable-swap'] ?? false,
+    uptime: 'container',
     pidfile: values.pidfile ?? null,
     allowNonEmpty: false,
     entryTtlMs: 1000,
@@ -138,6 +147,12 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
       throw new UsageError(`--log-level must be one of ${logLevels.join(', ')}`);
     }
     args.logLevel = values['log-level'] as LogLevel;
+  }
+  if (values.uptime !== undefined) {
+    if (!uptimeModes.includes(values.uptime as UptimeMode)) {
+      throw new UsageError(`--uptime must be one of ${uptimeModes.join(', ')}`);
+    }
+    args.uptime = values.uptime as UptimeMode;
   }
   if (values.threads !== undefined) args.threads = positiveInteger('--threads', values.threads, 1, 64);
   if (values['request-timeout'] !== undefined) {
@@ -189,6 +204,7 @@ function parse(argv: string[]) {
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
       'log-level': { type: 'string' },
+      uptime: { type: 'string' },
       threads: { type: 'string' },
       'request-timeout': { type: 'string' },
       'deadline-ms': { type: 'string' },

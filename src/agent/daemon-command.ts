@@ -107,6 +107,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       enableLoadavg: args.enableLoadavg,
       enableCfs: args.enableCfs,
       disableSwap: args.disableSwap,
+      uptime: args.uptime,
     },
     session,
     logLevel: args.logLevel,

@@ -17,6 +17,11 @@ export interface CallerContext {
   readonly tid: number;
   /** CLOCK_BOOTTIME offset of the caller's time namespace, in seconds (0 outside one). */
   readonly boottimeOffset: number;
+  /**
+   * When that PID 1 started: clock ticks after boot, as our /proc/<pid>/stat reports it (the
+   * container's start); NaN for host callers or when it could not be read.
+   */
+  readonly initStartTicks: number;
 }
 
 interface CallerEntry {
@@ -35,6 +40,8 @@ interface InitEntry {
   aliveFd: number;
   paths: CgroupPaths;
   pathsAt: number;
+  /** Its start time in clock ticks after boot (NaN if unreadable); fixed for the process's life. */
+  startTicks: number;
 }
 
 export interface CallerResolverOptions {
@@ -147,6 +154,7 @@ export class CallerResolver {
       pidNsLevel: level,
       tid,
       boottimeOffset,
+      initStartTicks: initEntry?.startTicks ?? Number.NaN,
     };
     if (this.callers.size >= this.options.maxCallers) this.evictOldest();
     this.callers.set(tid, { aliveFd, resolvedAt: now, context, pidNs, initEntry });
@@ -180,6 +188,7 @@ export class CallerResolver {
       paths: init ? containerPaths(ownCgroup, init.paths) : ownCgroup,
       initPid: init?.pid ?? 0,
       boottimeOffset: this.readBoottimeOffset(tid, init),
+      initStartTicks: init?.startTicks ?? Number.NaN,
     };
     entry.context = context;
     entry.initEntry = init;
@@ -216,11 +225,12 @@ export class CallerResolver {
     const aliveFd = this.openAlive(pid);
     if (aliveFd < 0) return null;
     const paths = this.readCgroup(pid);
+    const startTicks = this.readStartTicks(pid);
     if (paths === null || !this.alive(aliveFd) || this.readNs(pid, 'pid') !== pidNs) {
       closeQuietly(aliveFd);
       return null;
     }
-    const entry: InitEntry = { pid, depth, aliveFd, paths, pathsAt: now };
+    const entry: InitEntry = { pid, depth, aliveFd, paths, pathsAt: now, startTicks };
     this.inits.set(pidNs, entry);
     return entry;
   }
@@ -305,6 +315,18 @@ export class CallerResolver {
       return parseProcCgroup(readFileSync(`${this.procRoot}/${pid}/cgroup`, 'latin1'), this.cgroupVersion);
     } catch {
       return null;
+    }
+  }
+
+  /** Field 22 of /proc/<pid>/stat (starttime); the fields are counted after the name, which may hold spaces or ')'. */
+  private readStartTicks(pid: number): number {
+    try {
+      const stat = readFileSync(`${this.procRoot}/${pid}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[19]);
+      return Number.isFinite(ticks) && fields[19] !== '' ? ticks : Number.NaN;
+    } catch {
+      return Number.NaN;
     }
   }
 

@@ -9,6 +9,12 @@ export interface ViewOptions {
   enableCfs: boolean;
   /** `-u/--disable-swap`: containers see no swap at all. */
   disableSwap: boolean;
+  /**
+   * `--uptime`: what /proc/uptime (and sysinfo's uptime) shows a container outside a time
+   * namespace: `container`, its age (from its PID 1's start); `host`, the host's uptime, as the
+   * kernel shows it. In a time namespace both are the kernel's time-namespaced uptime.
+   */
+  uptime: UptimeMode;
   /** Where the host's procfs is mounted (a fixture directory in tests). */
   procRoot: string;
   /** Where the host's sysfs is mounted (a fixture directory in tests). */
@@ -17,10 +23,14 @@ export interface ViewOptions {
   cgroupRoot: string;
 }
 
+export const uptimeModes = ['container', 'host'] as const;
+export type UptimeMode = (typeof uptimeModes)[number];
+
 export const defaultViewOptions: ViewOptions = {
   enableLoadavg: false,
   enableCfs: false,
   disableSwap: false,
+  uptime: 'container',
   procRoot: '/proc',
   sysRoot: '/sys',
   cgroupRoot: '/sys/fs/cgroup',

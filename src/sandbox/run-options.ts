@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import type { LogLevel } from '../common/log.js';
 import { logLevels } from '../common/log.js';
+import { type UptimeMode, uptimeModes } from '../common/options.js';
 import { type CpuQuota, parseCpuList, parseCpus, parseSize, QuantityError } from './quantities.js';
 
 export class UsageError extends Error {}
@@ -27,6 +28,8 @@ export interface RunOptions {
   readonly timeNamespace: boolean;
   /** Serve sysinfo(2) in the sandbox through a seccomp listener (`--no-sysinfo` turns it off). */
   readonly sysinfo: boolean;
+  /** `--uptime`: the private daemon's uptime mode (its default when absent). */
+  readonly uptime?: UptimeMode;
   /** `--sysinfo-socket`: the sysinfo socket of the daemon given with `--view`. */
   readonly sysinfoSocket?: string;
   readonly logLevel: LogLevel;
@@ -56,6 +59,8 @@ Options:
       --rootfs DIR         run CMD with DIR as its root directory, like a container image; DIR
                            needs no shell and no mount binary (missing mountpoints are created)
       --no-timens          do not give CMD a time namespace whose uptime starts at 0
+      --uptime MODE        the private daemon's --uptime: container (default) or host; decides
+                           what /proc/uptime shows with --no-timens (see lxcfs-ts --help)
       --no-sysinfo         leave sysinfo(2) alone (busybox free/uptime, getloadavg() then show the
                            host); by default a seccomp filter sends it to the view daemon
       --sysinfo-socket P   with --view: the sysinfo socket of that daemon (its --sysinfo-socket);
@@ -70,7 +75,16 @@ Exit status: CMD's own; 128+N if CMD was killed by signal N; 126 if CMD cannot b
 /** Docker refuses limits under 6 MiB: the runtime itself would be OOM-killed before CMD starts. */
 const minMemoryBytes = 6 * 1024 * 1024;
 
-type ValueFlag = 'memory' | 'memory-swap' | 'cpus' | 'cpuset' | 'view' | 'rootfs' | 'log-level' | 'sysinfo-socket';
+type ValueFlag =
+  | 'memory'
+  | 'memory-swap'
+  | 'cpus'
+  | 'cpuset'
+  | 'view'
+  | 'rootfs'
+  | 'log-level'
+  | 'sysinfo-socket'
+  | 'uptime';
 
 const valueFlags: Record<string, ValueFlag> = {
   '-m': 'memory',
@@ -83,6 +97,7 @@ const valueFlags: Record<string, ValueFlag> = {
   '--rootfs': 'rootfs',
   '--log-level': 'log-level',
   '--sysinfo-socket': 'sysinfo-socket',
+  '--uptime': 'uptime',
 };
 
 export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd()): ParsedRunArgs {
@@ -173,8 +188,18 @@ function limitsFrom(
     ...(view !== undefined && { viewDir: resolve(cwd, view) }),
     ...(rootfs !== undefined && { rootfs: resolve(cwd, rootfs) }),
     ...sysinfoSocketFrom(values.get('sysinfo-socket'), view, cwd),
+    ...uptimeFrom(values.get('uptime'), view),
     logLevel: logLevel as LogLevel,
   };
+}
+
+function uptimeFrom(mode: string | undefined, view: string | undefined): { uptime?: UptimeMode } {
+  if (mode === undefined) return {};
+  if (!(uptimeModes as readonly string[]).includes(mode)) {
+    throw new UsageError(`--uptime ${mode}: use one of ${uptimeModes.join(', ')}`);
+  }
+  if (view !== undefined) throw new UsageError('--uptime sets the private daemon\'s mode; with --view, that daemon\'s own --uptime decides');
+  return { uptime: mode as UptimeMode };
 }
 
 function sysinfoSocketFrom(socket: string | undefined, view: string | undefined, cwd: string): { sysinfoSocket?: string } {

@@ -119,7 +119,7 @@ async function buildAndRun(
     }
   } else {
     const daemon = await startPrivateDaemon({
-      command: env.daemonCommand,
+      command: [...env.daemonCommand, ...(options.uptime !== undefined ? ['--uptime', options.uptime] : [])],
       signal: stop.controller.signal,
       sysinfo: options.sysinfo,
       log,

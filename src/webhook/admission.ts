@@ -9,14 +9,21 @@ import type { SelectionMode } from './selection.js';
 
 export const admissionApiVersion = 'admission.k8s.io/v1';
 
+/** Reads a stored pod (null when it does not exist); absent when the webhook has no API access. */
+export type PodReader = (namespace: string, name: string) => Promise<JsonObject | null>;
+
 export interface AdmissionSettings {
   plan: InjectionPlan;
   excludedNamespaces: readonly string[];
+  /** For ephemeral containers from API servers before 1.22, whose requests do not carry the pod. */
+  readPod?: PodReader;
 }
 
 /** What happened to one review, for metrics and the log line (never the pod itself). */
 export interface ReviewSummary {
   outcome: MutationOutcome | 'ignored';
+  /** What was reviewed, when not a pod being created. */
+  subject?: 'ephemeral-containers';
   reason?: string;
   status?: string | null;
   namespace?: string;
@@ -30,7 +37,7 @@ export type ReviewResult =
   | { ok: true; response: JsonObject; summary: ReviewSummary }
   | { ok: false; httpStatus: number; error: string };
 
-function reject(httpStatus: number, error: string): ReviewResult {
+export function reject(httpStatus: number, error: string): ReviewResult {
   return { ok: false, httpStatus, error };
 }
 
@@ -38,12 +45,8 @@ function str(value: Json | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-export function reviewAdmission(
-  body: unknown,
-  mode: SelectionMode,
-  settings: AdmissionSettings,
-  namespaceSysinfo = false,
-): ReviewResult {
+/** The envelope checks every review passes first: an AdmissionReview v1 with a request and a uid. */
+export function openReview(body: unknown): { request: JsonObject; uid: string } | ReviewResult {
   if (!isJsonObject(body)) return reject(400, 'body is not a JSON object');
   if (body.kind !== 'AdmissionReview') return reject(400, 'kind must be AdmissionReview');
   if (body.apiVersion !== admissionApiVersion) {
@@ -56,8 +59,17 @@ export function reviewAdmission(
   if (!isJsonObject(request)) return reject(400, 'request is missing');
   const uid = str(request.uid);
   if (!uid) return reject(400, 'request.uid is missing');
+  return { request, uid };
+}
 
-  const respond = (extra: JsonObject, summary: Omit<ReviewSummary, 'uid' | 'dryRun'>): ReviewResult => ({
+/** An allowed response to `request`, with `extra` fields (patch, audit annotations). */
+export function respondTo(
+  request: JsonObject,
+  uid: string,
+  extra: JsonObject,
+  summary: Omit<ReviewSummary, 'uid' | 'dryRun'>,
+): ReviewResult {
+  return {
     ok: true,
     response: {
       apiVersion: admissionApiVersion,
@@ -65,7 +77,37 @@ export function reviewAdmission(
       response: { uid, allowed: true, ...extra },
     },
     summary: { uid, dryRun: request.dryRun === true, ...summary },
-  });
+  };
+}
+
+/** The response fields for a patch (none when it is empty) and the status audit annotation. */
+export function patchFields(patch: PatchOperation[], status: string | null): JsonObject {
+  const extra: JsonObject = {};
+  const patchJson = patch.length > 0 ? JSON.stringify(patch) : '';
+  if (patchJson) {
+    extra.patchType = 'JSONPatch';
+    extra.patch = Buffer.from(patchJson).toString('base64');
+  }
+  if (status !== null) {
+    // The API server prefixes these keys with the webhook's name in the audit log.
+    const audit: JsonObject = { status };
+    if (patchJson) audit.patch = patchJson;
+    extra.auditAnnotations = audit;
+  }
+  return extra;
+}
+
+export function reviewAdmission(
+  body: unknown,
+  mode: SelectionMode,
+  settings: AdmissionSettings,
+  namespaceSysinfo = false,
+): ReviewResult {
+  const opened = openReview(body);
+  if ('ok' in opened) return opened;
+  const { request, uid } = opened;
+  const respond = (extra: JsonObject, summary: Omit<ReviewSummary, 'uid' | 'dryRun'>): ReviewResult =>
+    respondTo(request, uid, extra, summary);
 
   const kind = request.kind;
   const isPod = isJsonObject(kind) && kind.group === '' && kind.version === 'v1' && kind.kind === 'Pod';
@@ -97,18 +139,7 @@ export function reviewAdmission(
     if (err instanceof RangeError) return reject(400, 'request.object is nested too deeply');
     throw err;
   }
-  const extra: JsonObject = {};
-  const patchJson = patch.length > 0 ? JSON.stringify(patch) : '';
-  if (patchJson) {
-    extra.patchType = 'JSONPatch';
-    extra.patch = Buffer.from(patchJson).toString('base64');
-  }
-  if (result.status !== null) {
-    // The API server prefixes these keys with the webhook's name in the audit log.
-    const audit: JsonObject = { status: result.status };
-    if (patchJson) audit.patch = patchJson;
-    extra.auditAnnotations = audit;
-  }
+  const extra = patchFields(patch, result.status);
   const summary: Omit<ReviewSummary, 'uid' | 'dryRun'> = {
     outcome: result.outcome,
     status: result.status,

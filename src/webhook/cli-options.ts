@@ -25,7 +25,8 @@ export const injectionHelp = `Injection:
                         sys/devices/system/cpu/online. Opt-in: "pressure" (proc/pressure/{cpu,memory,io};
                         runc refuses mounts there, crun accepts them) and "sys/devices/system/cpu" (the
                         whole directory, instead of the online file)
-  --init-containers     also mount into init containers
+  --init-containers     also mount into plain init containers (native sidecars, i.e. init
+                        containers with restartPolicy: Always, always get the view)
   --no-parent-mount     do not mount the view's parent directory (read-only, HostToContainer) into
                         pods; without it running pods cannot be repaired after an agent restart
   --sysinfo             offer the syscall view (sysinfo(2): busybox free/uptime, getloadavg()) to pods

@@ -5,13 +5,20 @@
  * over one keep-alive agent, so the JSON that goes out is exactly what the API documents.
  */
 import { Agent, request } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+/** Status.details: which object a failure is about (for a missing namespace: kind "namespaces"). */
+export interface StatusDetails {
+  kind?: string;
+  name?: string;
+}
 
 export class KubeApiError extends Error {
   constructor(
     readonly status: number,
     readonly reason: string,
     message: string,
+    readonly details: StatusDetails = {},
   ) {
     super(message);
   }
@@ -32,7 +39,12 @@ export interface KubeApi {
   replace<T>(path: string, body: unknown): Promise<T>;
 }
 
-export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
+/**
+ * Loaded on first use: the library takes seconds to import on a busy machine, and a usage error
+ * or --print-config should not wait for it.
+ */
+export async function loadKubeConfig(kubeconfigPath?: string): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromCluster();
@@ -100,12 +112,13 @@ export class KubeClient implements KubeApi {
             resolve(parsed as T);
             return;
           }
-          const st = (parsed ?? {}) as { reason?: string; message?: string };
+          const st = (parsed ?? {}) as { reason?: string; message?: string; details?: StatusDetails };
           reject(
             new KubeApiError(
               status,
               st.reason ?? '',
               `${method} ${path}: ${status} ${st.message ?? text.slice(0, 200)}`,
+              { kind: st.details?.kind, name: st.details?.name },
             ),
           );
         });

@@ -70,6 +70,8 @@ export interface LeaderElectorOptions {
   retryMs: number;
   logger: Logger;
   onChange?: (leader: boolean) => void;
+  /** Called with each failed attempt's error; true when it is fatal (reported there): stop trying. */
+  isFatal?: (err: unknown) => boolean;
   /** Monotonic clock (tests pass a fake one). */
   now?: () => number;
 }
@@ -114,6 +116,10 @@ export class LeaderElector {
     try {
       await this.attempt();
     } catch (err) {
+      if (this.options.isFatal?.(err)) {
+        this.stopped = true;
+        return;
+      }
       this.options.logger.warn({ err: String(err) }, 'lease update failed');
     }
     this.setLeading(this.isLeader);

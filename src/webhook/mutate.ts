@@ -102,7 +102,7 @@ function overlaps(x: string, y: string): boolean {
   return x.startsWith(`${y}/`) || y.startsWith(`${x}/`);
 }
 
-interface ResolvedMount {
+export interface ResolvedMount {
   mount: InjectedMount;
   /** Volume name to use: an existing volume with the same node path, or a name nobody uses. */
   name: string;
@@ -132,6 +132,42 @@ function volumeMountFor(name: string, mount: InjectedMount): JsonObject {
   return vm;
 }
 
+/**
+ * The volume mounts a container still lacks. A mount it already has is skipped; a path where it
+ * mounts something of its own (or above, or below) is left to it and recorded in `conflicts`.
+ * Marks each volume it mounts as used.
+ */
+export function viewMountsFor(
+  container: JsonObject,
+  resolved: ResolvedMount[],
+  conflicts: MountConflict[],
+): JsonObject[] {
+  const mounts = (container.volumeMounts ?? []) as JsonObject[];
+  // Planned mounts never overlap one another, so only the container's own entries can clash.
+  const taken = mounts.flatMap((m) => (typeof m.mountPath === 'string' ? [normalizePath(m.mountPath)] : []));
+  const added: JsonObject[] = [];
+  for (const r of resolved) {
+    if (mounts.some((m) => m.name === r.name && m.mountPath === r.mount.mountPath)) continue;
+    if (taken.some((path) => overlaps(path, r.mount.mountPath))) {
+      conflicts.push({ container: String(container.name ?? ''), mountPath: r.mount.mountPath });
+      continue;
+    }
+    added.push(volumeMountFor(r.name, r.mount));
+    r.used = true;
+  }
+  return added;
+}
+
+/**
+ * A native sidecar (Kubernetes 1.28+): an init container with `restartPolicy: Always` runs beside
+ * the app for the pod's whole life, and sizes itself from what it reads (envoy's workers from the
+ * CPU count), so it gets the view like an app container. Plain init containers run to completion
+ * before the app and get it only with --init-containers.
+ */
+export function isNativeSidecar(container: JsonObject): boolean {
+  return container.restartPolicy === 'Always';
+}
+
 export function mutatePod(input: JsonObject, plan: InjectionPlan, ctx: SelectionContext): MutationResult {
   const pod = structuredClone(input);
   const problem = checkShape(pod);
@@ -149,27 +185,15 @@ export function mutatePod(input: JsonObject, plan: InjectionPlan, ctx: Selection
   const volumes = (spec.volumes ?? []) as JsonObject[];
   const targets = [
     ...(spec.containers as JsonObject[]),
-    ...(plan.initContainers ? ((spec.initContainers ?? []) as JsonObject[]) : []),
+    ...((spec.initContainers ?? []) as JsonObject[]).filter(
+      (c) => plan.initContainers || isNativeSidecar(c),
+    ),
   ];
   const conflicts: MountConflict[] = [];
   const resolved = resolveVolumes(volumes, plan.mounts);
   for (const container of targets) {
-    const mounts = (container.volumeMounts ?? []) as JsonObject[];
-    // Planned mounts never overlap one another, so only the container's own entries can clash.
-    const taken = mounts.flatMap((m) =>
-      typeof m.mountPath === 'string' ? [normalizePath(m.mountPath)] : [],
-    );
-    const added: JsonObject[] = [];
-    for (const r of resolved) {
-      if (mounts.some((m) => m.name === r.name && m.mountPath === r.mount.mountPath)) continue;
-      if (taken.some((path) => overlaps(path, r.mount.mountPath))) {
-        conflicts.push({ container: String(container.name ?? ''), mountPath: r.mount.mountPath });
-        continue;
-      }
-      added.push(volumeMountFor(r.name, r.mount));
-      r.used = true;
-    }
-    if (added.length > 0) container.volumeMounts = [...mounts, ...added];
+    const added = viewMountsFor(container, resolved, conflicts);
+    if (added.length > 0) container.volumeMounts = [...((container.volumeMounts ?? []) as JsonObject[]), ...added];
   }
   const newVolumes = resolved.filter((r) => r.used && !r.existing).map((r) => volumeFor(r.name, r.mount));
   if (newVolumes.length > 0) spec.volumes = [...volumes, ...newVolumes];

@@ -12,6 +12,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../common/log.js';
 import { type AdmissionSettings, reviewAdmission } from './admission.js';
+import { reviewEphemeralContainers } from './ephemeral-admission.js';
 import type { WebhookMetrics } from './metrics.js';
 import { sysinfoPathSuffix } from './seccomp-injection.js';
 import type { SelectionMode } from './selection.js';
@@ -181,7 +182,10 @@ export class WebhookServer {
     } catch {
       return this.refuse(res, 400, 'body is not valid JSON');
     }
-    const result = reviewAdmission(parsed, mode, this.options.settings, namespaceSysinfo);
+    const { settings } = this.options;
+    const result =
+      (await reviewEphemeralContainers(parsed, mode, settings)) ??
+      reviewAdmission(parsed, mode, settings, namespaceSysinfo);
     if (!result.ok) return this.refuse(res, result.httpStatus, result.error);
     send(res, 200, JSON.stringify(result.response));
     const { summary } = result;
@@ -195,7 +199,8 @@ export class WebhookServer {
     // Conflicts and pods that could not be read deserve a line; routine outcomes are in the pod's
     // status annotation, the audit log and the counters (a log line each would cost more than the
     // mutation itself).
-    if (summary.outcome === 'conflict' || summary.outcome === 'invalid')
+    if (summary.reason === 'pod-unreadable') logger.warn({ ...summary, mode }, 'admission');
+    else if (summary.outcome === 'conflict' || summary.outcome === 'invalid')
       logger.info({ ...summary, mode }, 'admission');
     else logger.debug({ ...summary, mode }, 'admission');
   }

@@ -18,9 +18,11 @@ import {
 } from './cli-options.js';
 import { buildInjectionPlan, InjectionConfigError } from './injection-plan.js';
 import { KubeClient, loadKubeConfig } from './kube-client.js';
+import { podReader } from './pod-reader.js';
 import { LeaderElector } from './lease.js';
 import { WebhookMetrics } from './metrics.js';
 import { defaultMaxBodyBytes, WebhookServer } from './server.js';
+import { missingNamespace, parseExternalUrl, type SetupError } from './setup-problems.js';
 import { FileTlsSource, SecretTlsSource, type ServingMaterial, type TlsSource } from './tls-source.js';
 import {
   buildWebhookConfiguration,
@@ -30,7 +32,8 @@ import {
 
 const usage = `Usage: lxcfs-ts webhook [options]
 
-Mutating admission webhook (admission.k8s.io/v1) that mounts the lxcfs-ts view files into pods.
+Mutating admission webhook (admission.k8s.io/v1) that mounts the lxcfs-ts view files into pods,
+and into the ephemeral containers (kubectl debug) added to pods that have them.
 Serves POST /mutate and /mutate/optin, and GET /healthz, /readyz, /metrics over HTTPS.
 
 Server:
@@ -136,16 +139,9 @@ type Values = ReturnType<typeof parseFlags<typeof flags>>['values'];
 function buildSettings(values: Values) {
   const namespace = ownNamespace(values.namespace);
   const serviceName = values['service-name'] ?? 'lxcfs-ts-webhook';
-  const externalUrl = values['external-url'];
-  if (externalUrl !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(externalUrl);
-    } catch {
-      throw new UsageError(`--external-url: "${externalUrl}" is not a URL`);
-    }
-    if (url.protocol !== 'https:') throw new UsageError('--external-url must be an https:// URL');
-  }
+  // Normalized to the origin, so the registered paths are exactly origin + /mutate[/optin].
+  const externalUrl =
+    values['external-url'] === undefined ? undefined : parseExternalUrl(values['external-url']).origin;
   const tlsMode = oneOf(values.tls, ['self', 'files', 'cert-manager'] as const, 'self', '--tls');
   const manage = oneOf(
     values['manage-config'],
@@ -269,7 +265,7 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
   let client: KubeClient | null = null;
   if (needsApi) {
     try {
-      client = new KubeClient(loadKubeConfig(values.kubeconfig));
+      client = new KubeClient(await loadKubeConfig(values.kubeconfig));
     } catch (err) {
       process.stderr.write(
         `lxcfs-ts webhook: cannot load Kubernetes credentials (${(err as Error).message}); ` +
@@ -279,6 +275,22 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
     }
   }
   const identity = `${hostname()}-${randomBytes(3).toString('hex')}`;
+  // A set-up mistake stops the process with one message naming the fix (exit code 1): retrying
+  // would only repeat the API server's complaint while nothing gets registered.
+  let draining = false;
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const reportSetupError = (problem: SetupError | null): boolean => {
+    if (problem === null) return false;
+    if (!draining) {
+      draining = true;
+      logger.error({ namespace: settings.namespace }, problem.message);
+      void stopAll(1);
+    }
+    return true;
+  };
   const elector = client
     ? new LeaderElector(client, {
         namespace: settings.namespace,
@@ -287,6 +299,7 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
         leaseDurationMs: settings.leaseDurationMs,
         retryMs: Math.max(500, settings.leaseDurationMs / 3),
         logger,
+        isFatal: (err) => reportSetupError(missingNamespace(err, settings.namespace)),
         onChange: (leader) => {
           metrics.leader.set(leader ? 1 : 0);
           logger.info({ identity, leader }, leader ? 'leading' : 'not leading');
@@ -309,9 +322,12 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
       ? new ConfigurationReconciler(client, settings.manage, settings.configuration, logger, metrics)
       : null;
 
-  let draining = false;
   const server = new WebhookServer({
-    settings: { plan: settings.plan, excludedNamespaces: settings.configuration.excludedNamespaces },
+    settings: {
+      plan: settings.plan,
+      excludedNamespaces: settings.configuration.excludedNamespaces,
+      ...(client ? { readPod: podReader(client) } : {}),
+    },
     metrics,
     logger,
     maxBodyBytes: settings.maxBodyBytes,
@@ -353,6 +369,7 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
         lastError = '';
       })
       .catch((err: unknown) => {
+        if (reportSetupError(missingNamespace(err, settings.namespace))) return;
         const message = String(err instanceof Error ? err.message : err);
         if (message !== lastError) logger.warn({ err: message }, 'sync failed; retrying');
         lastError = message;
@@ -375,20 +392,20 @@ async function run(values: Values, settings: Settings, logger: Logger): Promise<
   };
   void loop();
 
-  return new Promise<number>((resolve) => {
-    const shutdown = (signal: string): void => {
-      if (draining) return;
-      draining = true;
-      logger.info({ signal, delayMs: settings.shutdownDelayMs }, 'shutting down');
-      setTimeout(async () => {
-        if (timer) clearTimeout(timer);
-        await elector?.stop();
-        await server.close();
-        client?.close();
-        resolve(0);
-      }, settings.shutdownDelayMs);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  async function stopAll(code: number): Promise<void> {
+    if (timer) clearTimeout(timer);
+    await elector?.stop();
+    await server.close();
+    client?.close();
+    finish(code);
+  }
+  const shutdown = (signal: string): void => {
+    if (draining) return;
+    draining = true;
+    logger.info({ signal, delayMs: settings.shutdownDelayMs }, 'shutting down');
+    setTimeout(() => void stopAll(0), settings.shutdownDelayMs);
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  return finished;
 }

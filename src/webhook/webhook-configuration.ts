@@ -109,6 +109,14 @@ export function buildWebhookConfiguration(options: ConfigurationOptions, caBundl
           resources: ['pods'],
           scope: 'Namespaced',
         },
+        // `kubectl debug`: a new ephemeral container mounts the pod's view volumes.
+        {
+          operations: ['UPDATE'],
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          resources: ['pods/ephemeralcontainers'],
+          scope: 'Namespaced',
+        },
       ],
     })),
   };

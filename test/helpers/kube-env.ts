@@ -11,15 +11,23 @@ export interface KubeEnv {
   release(): void;
 }
 
-function script(args: string[], timeoutMs: number) {
-  return spawnSync(`${repoRoot}scripts/kube-env`, args, { encoding: 'utf8', timeout: timeoutMs });
+export interface KubeEnvOptions {
+  /** Feature gates the API server must run with, e.g. `EphemeralContainers=true`. */
+  featureGates?: string[];
 }
 
-export function acquireKubeEnv(): KubeEnv {
+function script(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env) {
+  return spawnSync(`${repoRoot}scripts/kube-env`, args, { encoding: 'utf8', timeout: timeoutMs, env });
+}
+
+export function acquireKubeEnv(options: KubeEnvOptions = {}): KubeEnv {
+  const gates = (options.featureGates ?? []).join(',');
   const startedHere = script(['status'], 10_000).status !== 0;
-  if (startedHere) {
-    // A cold first run builds kube-apiserver from source (a few minutes).
-    const up = script(['up'], 20 * 60_000);
+  if (startedHere || gates) {
+    // A cold first run builds kube-apiserver from source (a few minutes). On a running one, `up`
+    // checks that it has the feature gates asked for.
+    const env = gates ? { ...process.env, KUBE_ENV_FEATURE_GATES: gates } : process.env;
+    const up = script(['up'], 20 * 60_000, env);
     if (up.status !== 0) throw new Error(`scripts/kube-env up failed:\n${up.stderr}`);
   }
   const env = script(['env'], 10_000);

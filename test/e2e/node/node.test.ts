@@ -67,7 +67,7 @@ interface PodStatus {
       ready: boolean;
       restartCount: number;
       containerID?: string;
-      state?: { waiting?: { reason?: string } };
+      state?: { waiting?: { reason?: string }; running?: { startedAt?: string } };
     }[];
   };
 }
@@ -247,6 +247,8 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
       'echo "== lscpu"; lscpu',
       'echo "== top"; top -bn1 | head -5',
       'echo "== nproc"; nproc',
+      'echo "== uptime"; cat /proc/uptime',
+      'echo "== epoch"; date +%s',
     ].join('; '));
     const section = (name: string) => new RegExp(`== ${name}\\n([\\s\\S]*?)(?=\\n== |$)`).exec(out)?.[1] ?? '';
     assert.match(section('meminfo'), /^MemTotal:\s+262144 kB$/m);
@@ -258,6 +260,13 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     assert.match(section('top'), /^MiB Mem :\s+256\.0 total/m);
     // coreutils nproc counts the CPUs in the affinity mask (the cpuset), which no file can change.
     t.diagnostic(`nproc (affinity mask, not a file) prints ${section('nproc').trim()}`);
+    // --uptime container (the default): the container's age, not the node's uptime. Kubernetes
+    // gives the start to the second: allow that rounding plus a second.
+    const startedAt = pod('work').status.containerStatuses!.find((c) => c.name === 'main')?.state?.running?.startedAt;
+    const age = Number(section('epoch').trim()) - Date.parse(startedAt ?? '') / 1000;
+    const uptime = Number(section('uptime').split(' ')[0]);
+    assert.ok(Math.abs(uptime - age) <= 2, `/proc/uptime ${uptime} s, the container's age ${age} s (started ${startedAt})`);
+    t.diagnostic(`/proc/uptime ${uptime} s for a container ${age} s old`);
   });
 
   it('2b. the syscall view: busybox free -m shows the limit in a namespace labelled for it; elsewhere pods are untouched', async (t: TestContext) => {

@@ -105,9 +105,14 @@ describe('differential: Debian lxcfs and lxcfs-ts', () => {
       assert.equal(swaps.split('\n')[0], readFileSync('/proc/swaps', 'latin1').split('\n')[0]);
       assert.notEqual(theirs['proc/swaps']!.split('\n')[0], swaps.split('\n')[0]);
       // stat: LXCFS (cpuview) starts a new container at all zeros; ours starts from the cgroup's
-      // history and the uptime, so busy + idle of the N CPUs matches N x uptime
+      // history and the container's uptime (its age: no time namespace, --uptime container), so
+      // busy + idle of the N CPUs matches N x uptime
       const idle = Number(ours.content('proc/stat', initPid).toString().split(/\s+/)[4]);
-      const uptime = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+      const uptime = Number(ours.content('proc/uptime', initPid).toString().split(' ')[0]);
+      const stat = readFileSync(`/proc/${initPid}/stat`, 'latin1');
+      const age = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) -
+        Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) / 100;
+      assert.ok(Math.abs(uptime - age) < 0.5, `uptime ${uptime} s vs the container's age ${age} s`);
       assert.ok(Math.abs(idle / 100 - uptime) < 2, `idle ${idle / 100} s vs uptime ${uptime} s`);
     });
   });

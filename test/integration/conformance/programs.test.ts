@@ -297,7 +297,7 @@ for (const v of variants) {
   });
 }
 
-describe('conformance: without a time namespace (Kubernetes today), lxcfs-ts run --no-timens --cpus 1', () => {
+describe('conformance: without a time namespace (Kubernetes today), lxcfs-ts run --no-timens --uptime host --cpus 1', () => {
   it('uptime and btime are the host\'s, so ps start and elapsed times stay consistent', async (t) => {
     if (!requireRoot(t)) return;
     const hostUptime = () => Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
@@ -311,7 +311,7 @@ describe('conformance: without a time namespace (Kubernetes today), lxcfs-ts run
       'echo "=== now-epoch"; date +%s',
     ].join('\n');
     const before = hostUptime();
-    const result = await runLxcfsTs(['run', '--no-timens', '--cpus', '1', '--', 'sh', '-c', script]);
+    const result = await runLxcfsTs(['run', '--no-timens', '--uptime', 'host', '--cpus', '1', '--', 'sh', '-c', script]);
     const after = hostUptime();
     assert.equal(result.code, 0, result.stderr);
     const out = parseSections(result.stdout);
@@ -327,5 +327,46 @@ describe('conformance: without a time namespace (Kubernetes today), lxcfs-ts run
       if (isPsItself(row)) continue;
       assert.ok(row.etimes >= 0 && row.etimes <= lifetime + 2, `ps: ${row.args} elapsed ${row.etimes} s in a ${lifetime} s old sandbox`);
     }
+  });
+});
+
+describe('conformance: without a time namespace, --uptime container (the default), lxcfs-ts run --no-timens', () => {
+  it('/proc/uptime is the sandbox\'s age and btime the host\'s, so ps START of PID 1 is its real start', async (t) => {
+    if (!requireRoot(t)) return;
+    const hostUptime = () => Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+    const hostBtime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))![1]);
+    const script = [
+      'echo "=== start-epoch"; date +%s',
+      'sleep 2',
+      // PID 1 is this sh: its start in clock ticks after the host's boot (no time namespace).
+      'echo "=== init-start"; cut -d" " -f22 /proc/1/stat',
+      'echo "=== proc-uptime"; cat /proc/uptime',
+      'echo "=== btime"; grep ^btime /proc/stat',
+      'echo "=== uptime-since"; TZ=UTC uptime -s',
+      'echo "=== ps"; TZ=UTC ps -eo pid,etimes,etime,lstart,args',
+      'echo "=== now-epoch"; date +%s',
+    ].join('\n');
+    const before = hostUptime();
+    const result = await runLxcfsTs(['run', '--no-timens', '--', 'sh', '-c', script]);
+    const after = hostUptime();
+    assert.equal(result.code, 0, result.stderr);
+    const out = parseSections(result.stdout);
+    const initStartSec = numberIn(out, 'init-start') / 100;
+    const [uptime] = section(out, 'proc-uptime').split(' ').map(Number);
+    // The host's uptime at the read, minus PID 1's start: the sandbox's age, to the centisecond.
+    assert.ok(
+      uptime! >= before - initStartSec - 0.02 && uptime! <= after - initStartSec + 0.02,
+      `uptime ${uptime}, PID 1 started at ${initStartSec} s, host uptime ${before}..${after}`,
+    );
+    const lifetime = numberIn(out, 'now-epoch') - numberIn(out, 'start-epoch');
+    assert.ok(uptime! >= 2 && uptime! <= lifetime + 1, `uptime ${uptime} in a ${lifetime} s old sandbox`);
+    assert.equal(section(out, 'btime'), `btime ${hostBtime}`);
+    const pid1 = parsePs(section(out, 'ps')).find((row) => row.pid === 1)!;
+    const realStart = hostBtime + initStartSec;
+    assert.ok(Math.abs(pid1.lstart - realStart) <= 1, `ps START of PID 1 ${pid1.lstart}, real ${realStart}`);
+    assert.ok(Math.abs(pid1.lstart - numberIn(out, 'start-epoch')) <= 1, 'ps START of PID 1 is when the script began');
+    // uptime -s (now - uptime): the sandbox's start too.
+    const since = Date.parse(`${section(out, 'uptime-since').replace(' ', 'T')}Z`) / 1000;
+    assert.ok(Math.abs(since - realStart) <= 1, `uptime -s ${section(out, 'uptime-since')}, real start ${realStart}`);
   });
 });

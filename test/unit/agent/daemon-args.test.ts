@@ -30,3 +30,12 @@ describe('daemon flags for containers (repair, shared parent, planned stop)', ()
     assert.throws(() => parseDaemonArgs(['--repair-interval', '-1']), UsageError);
   });
 });
+
+describe('--uptime', () => {
+  it('is container by default, host on request, and anything else is a usage error', () => {
+    assert.equal(run(['/v']).uptime, 'container');
+    assert.equal(run(['--uptime', 'host', '/v']).uptime, 'host');
+    assert.equal(run(['--uptime=container', '/v']).uptime, 'container');
+    assert.throws(() => parseDaemonArgs(['--uptime', 'boot']), /--uptime must be one of container, host/);
+  });
+});

@@ -333,7 +333,11 @@ function checkConfiguration(objects: KubeObject[], webhook: Webhook): void {
       { name: 'lxcfs-ts-webhook', namespace, port: service.spec.ports[0]!.port },
       `${w.name} calls the Service`,
     );
-    assert.deepEqual(w.rules.map((r) => [r.operations, r.resources]), [[['CREATE'], ['pods']]], w.name);
+    assert.deepEqual(
+      w.rules.map((r) => [r.operations, r.resources]),
+      [[['CREATE'], ['pods']], [['UPDATE'], ['pods/ephemeralcontainers']]],
+      `${w.name}: pods being created, ephemeral containers being added`,
+    );
     const excluded = w.namespaceSelector.matchExpressions.find((e) => e.key === 'kubernetes.io/metadata.name');
     assert.deepEqual(excluded?.operator, 'NotIn');
     assert.ok(excluded.values!.includes('kube-system') && excluded.values!.includes(namespace), `${w.name} excludes kube-system and ${namespace}`);

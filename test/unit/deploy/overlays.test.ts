@@ -137,6 +137,18 @@ describe('components', () => {
     assert.deepEqual(spec.updateStrategy, { type: 'OnDelete' });
   });
 
+  test('ephemeral-containers-before-1.22: the webhook may get pods, nothing more', () => {
+    const objects = withComponents('ephemeral-containers-before-1.22');
+    checkInstall(objects);
+    const role = find(objects, 'ClusterRole', 'lxcfs-ts-webhook-read-pods') as unknown as { rules: unknown[] };
+    assert.deepEqual(role.rules, [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }]);
+    const added = objects.filter((o) => !base.some((b) => b.kind === o.kind && b.metadata.name === o.metadata.name));
+    assert.deepEqual(added.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
+      'ClusterRole/lxcfs-ts-webhook-read-pods',
+      'ClusterRoleBinding/lxcfs-ts-webhook-read-pods',
+    ]);
+  });
+
   test('sysinfo: the agent listens and writes the profile where the node has them; the webhook offers it', () => {
     const objects = withComponents('sysinfo');
     checkInstall(objects);

@@ -24,6 +24,8 @@ export interface ProcSpec {
   timeForChildrenNs?: number;
   /** Content of timens_offsets. */
   timensOffsets?: string;
+  /** Start time in clock ticks after boot: writes a /proc/<pid>/stat (none otherwise). */
+  startTicks?: number;
 }
 
 export interface TreeSpec {
@@ -69,6 +71,7 @@ export function buildTree(spec: TreeSpec): Tree {
     enableLoadavg: false,
     enableCfs: false,
     disableSwap: false,
+    uptime: 'container',
     procRoot: join(root, 'proc'),
     sysRoot: join(root, 'sys'),
     cgroupRoot: join(root, 'cgroup'),
@@ -92,6 +95,11 @@ export function writeProc(root: string, p: ProcSpec): void {
     `Name:\tproc${p.pid}\nState:\tS (sleeping)\nTgid:\t${p.pid}\nPid:\t${p.pid}\nPPid:\t${p.ppid ?? 1}\n` +
     `NSpid:\t${p.nspid.join('\t')}\nThreads:\t1\n`,
   );
+  if (p.startTicks !== undefined) {
+    // The name may hold spaces and ')': fields are counted after the last ')'.
+    const after = ['S', p.ppid ?? 1, ...Array<number>(17).fill(0), p.startTicks, 0, 0];
+    writeFileSync(join(dir, 'stat'), `${p.pid} (a) b) ${after.join(' ')}\n`);
+  }
   symlinkSync(`pid:[${p.pidNs}]`, join(dir, 'ns', 'pid'));
   const time = p.timeNs ?? hostTimeNs;
   symlinkSync(`time:[${time}]`, join(dir, 'ns', 'time'));

@@ -28,6 +28,8 @@ export interface ScenarioOptions {
   /** Extra or replaced cgroup files. */
   cgroups?: Record<string, Record<string, string>>;
   procs?: ProcSpec[];
+  /** Start time of the container's PID 1 (clock ticks after boot); unknown (no stat file) by default. */
+  initStartTicks?: number;
 }
 
 function agent(procCgroup: string): ProcSpec {
@@ -66,6 +68,7 @@ export function v1Scenario(s: ScenarioOptions = {}): Tree {
         pidNs: containerPidNs,
         nspid: [initPid, 1],
         ppid: 4000,
+        ...(s.initStartTicks !== undefined && { startTicks: s.initStartTicks }),
       },
       {
         pid: callerPid,
@@ -117,6 +120,7 @@ export function v2Scenario(s: ScenarioOptions = {}): Tree {
         pidNs: containerPidNs,
         nspid: [initPid, 1],
         ppid: 4000,
+        ...(s.initStartTicks !== undefined && { startTicks: s.initStartTicks }),
       },
       {
         pid: callerPid,

@@ -55,6 +55,12 @@ describe('parseRunArgs', () => {
     assert.equal(o.viewDir, undefined);
   });
 
+  it('passes --uptime to the private daemon, which has its own default without it', () => {
+    assert.equal(options(['--no-timens', '--uptime', 'host', 'true']).uptime, 'host');
+    assert.equal(options(['--uptime=container', 'true']).uptime, 'container');
+    assert.equal(options(['true']).uptime, undefined);
+  });
+
   it('reads -1 as unlimited swap', () => {
     assert.equal(options(['--memory', '256M', '--memory-swap', '-1', 'true']).memorySwap, 'unlimited');
   });
@@ -78,6 +84,8 @@ describe('parseRunArgs', () => {
     [['--memory', '1G', '--memory', '2G', 'true'], /given twice/],
     [['--log-level', 'loud', 'true'], /--log-level loud/],
     [['--view=', 'true'], /needs a directory/],
+    [['--uptime', 'boot', 'true'], /--uptime boot: use one of container, host/],
+    [['--view', '/v', '--uptime', 'host', 'true'], /with --view, that daemon's own --uptime decides/],
   ];
   for (const [argv, message] of bad) {
     it(`rejects ${JSON.stringify(argv)}`, () => assert.throws(() => parseRunArgs(argv), message));

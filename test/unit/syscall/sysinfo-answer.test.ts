@@ -50,6 +50,18 @@ describe('sysinfo(2) agrees with the files of the same caller', () => {
     assert.equal(v.sysinfo!.procs, tasks, 'procs counts the container\'s threads');
   });
 
+  it('--uptime: the uptime is the container\'s age (default) or the host\'s, as in /proc/uptime', () => {
+    tree = v1Scenario({ initStartTicks: 100050 });
+    const container = bothViews(tree);
+    assertAgrees(container);
+    assert.equal(container.sysinfo!.uptime, 137); // 1136.83 - 1000.50, rounded up as the kernel does
+    tree.cleanup();
+    tree = v1Scenario({ initStartTicks: 100050, options: { uptime: 'host' } });
+    const host = bothViews(tree);
+    assertAgrees(host);
+    assert.equal(host.sysinfo!.uptime, 1137);
+  });
+
   it('cgroup v2: memory.max and swap of a nested container', () => {
     tree = v2Scenario();
     const v = bothViews(tree);

@@ -5,7 +5,13 @@ import { silentLogger } from '../../../src/common/log.js';
 import type { ViewSource } from '../../../src/fs/view-source.js';
 import { parseHostStat, renderStat } from '../../../src/views/stat.js';
 import { renderUptime } from '../../../src/views/uptime.js';
-import { capturedV1, fixture, hostPidNs, type Tree, v2ProcCgroup } from '../helpers/fixture-tree.js';
+import {
+  capturedV1,
+  fixture,
+  hostPidNs,
+  type Tree,
+  v2ProcCgroup,
+} from '../helpers/fixture-tree.js';
 import {
   agentPid,
   callerPid,
@@ -187,6 +193,62 @@ describe('proc/uptime and the time rule', () => {
     assert.match(s.content('proc/stat', callerPid).toString(), /^btime 1795317770$/m);
     // the host (agent) keeps the real values
     assert.equal(s.content('proc/uptime', agentPid).toString().split(' ')[0], '1136.83');
+  });
+
+  describe('--uptime (a caller without a time namespace)', () => {
+    /** The v1 container with its PID 1 started 1000.5 s after the host's boot (uptime 1136.83). */
+    const withInitStart = (options: Parameters<typeof v1Scenario>[0] = {}) =>
+      v1Scenario({ ...options, initStartTicks: 100050 });
+    const hostBtime = /^btime (\d+)$/m.exec(fixture('v1-captured/host/stat'))![1];
+
+    it('container (default): the container\'s age from its PID 1\'s start; btime stays the host\'s', () => {
+      tree = withInitStart();
+      const s = source(tree);
+      assert.equal(s.content('proc/uptime', callerPid).toString().split(' ')[0], '136.33');
+      assert.match(s.content('proc/stat', callerPid).toString(), new RegExp(`^btime ${hostBtime}$`, 'm'));
+      // The idle counters start from that age too: idle <= 2 CPUs x age.
+      const idle = Number(s.content('proc/uptime', callerPid).toString().split(' ')[1]);
+      assert.ok(idle <= 2 * 136.33, `idle ${idle}`);
+      // The host itself keeps the host's uptime.
+      assert.equal(s.content('proc/uptime', agentPid).toString().split(' ')[0], '1136.83');
+    });
+
+    it('host: the host\'s uptime, as before', () => {
+      tree = withInitStart({ options: { uptime: 'host' } });
+      assert.equal(source(tree).content('proc/uptime', callerPid).toString().split(' ')[0], '1136.83');
+    });
+
+    it('container, with the start of PID 1 unknown: the host\'s uptime', () => {
+      tree = v1Scenario();
+      assert.equal(source(tree).content('proc/uptime', callerPid).toString().split(' ')[0], '1136.83');
+    });
+  });
+
+  it('in a time namespace, --uptime container keeps the namespace\'s uptime (the kernel\'s start times agree with it)', () => {
+    const offsets = 'monotonic           0         0\nboottime        -1000         0\n';
+    const ns = { timeNs: 4026533001, timensOffsets: offsets };
+    tree = v2Scenario({
+      procs: [
+        { pid: agentPid, cgroup: v2ProcCgroup('/'), pidNs: hostPidNs, nspid: [agentPid] },
+        {
+          pid: initPid,
+          cgroup: v2ProcCgroup(v2ContainerPath),
+          pidNs: containerPidNs,
+          nspid: [initPid, 1],
+          startTicks: 100050,
+          ...ns,
+        },
+        {
+          pid: callerPid,
+          cgroup: v2ProcCgroup(v2ContainerPath),
+          pidNs: containerPidNs,
+          nspid: [callerPid, 7],
+          ppid: initPid,
+          ...ns,
+        },
+      ],
+    });
+    assert.equal(source(tree).content('proc/uptime', callerPid).toString().split(' ')[0], '136.83');
   });
 
   it('without CPU accounting files: host stat, and uptime with the host idle', () => {

@@ -38,6 +38,8 @@ describe('lxcfs-ts webhook command', () => {
       [['--tls', 'magic'], 2, /--tls must be one of self, files, cert-manager/],
       [['--view-dir', '/var/lib/lxcfs'], 2, /parent of the view directory \/var\/lib\/lxcfs is \/var\/lib/],
       [['--external-url', 'http://127.0.0.1:1'], 2, /must be an https:\/\/ URL/],
+      [['--external-url', 'https://127.0.0.1:1/mutate'], 2, /has a path \(\/mutate\); give the webhook's base URL/],
+      [['--external-url', 'https://127.0.0.1:1/?a=b'], 2, /has a query, fragment or user name/],
       [['--tls', 'files', '--manage-config', 'none'], 2, /needs --tls-cert-file and --tls-key-file/],
     ];
     for (const [args, status, message] of cases) {
