@@ -81,7 +81,7 @@ Options of lxcfs-ts:
       --health-address A    HOST:PORT serving /healthz, /readyz and /metrics (Prometheus), or off
                             (default 127.0.0.1:${DEFAULT_HEALTH_PORT}); if the port is taken, serving goes on without it
 
-Containers (see "Resilience" in the README):
+Containers (see docs/resilience.md):
       --repair-interval S   look for containers whose binds of the view come from a dead connection
                             (a crashed or replaced daemon) every S seconds and re-bind them to this
                             view; it is also done at start (default ${DEFAULT_REPAIR_INTERVAL_S}; 0: at start only)
@@ -93,7 +93,7 @@ Containers (see "Resilience" in the README):
                             binds of the view, so they read the host's /proc files instead of failing
                             while no daemon runs; the next start binds them again
 
-The syscall view (see "The syscall view" in the README; off unless a socket is given):
+The syscall view (see docs/syscall-view.md; off unless a socket is given):
       --sysinfo-socket PATH answer sysinfo(2) (busybox free/uptime, getloadavg(), sysconf page counts)
                             from the same container view as the files, for containers whose seccomp
                             listener is sent to PATH (runc's listenerPath; lxcfs-ts run does it itself)

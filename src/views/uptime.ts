@@ -1,7 +1,7 @@
 /**
  * /proc/uptime: `<uptime> <idle>` in seconds with two decimals, truncated as the kernel does.
  *
- * Time rule (see the README): the first field is the uptime the kernel itself would show the
+ * Time rule (see docs/views.md): the first field is the uptime the kernel itself would show the
  * caller — the host's, shifted by the caller's time-namespace boottime offset when it has one —
  * so `uptime`, `top` and `ps` (which computes start times and elapsed times from this value, the
  * per-process start times in /proc/<pid>/stat and btime) always agree. The idle field is the

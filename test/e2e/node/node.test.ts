@@ -41,7 +41,7 @@ const sysinfoNs = `${ns}-sysinfo`;
 const sysinfoLoop = 'while true; do echo "total $(free -m | awk \'/^Mem:/ {print $2}\')"; sleep 0.2; done';
 const viewDir = '/var/lib/lxcfs-ts/lxcfs';
 const memTotalKb = 262144;
-/** The files the webhook injects by default (README, "What is injected"). */
+/** The files the webhook injects by default (docs/webhook.md, "What is injected"). */
 const injected = [
   '/proc/cpuinfo',
   '/proc/meminfo',
@@ -386,7 +386,7 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     t.diagnostic(`bb's loop before the agent pod was deleted: ${tally(before)}; after the new agent was ready: ${tally(after)}`);
     assert.ok(before.length > 10 && before.every((l) => l.total === '256'), 'served before the replacement');
     assert.ok(after.every((l) => l.total !== '256'),
-      'the loop\'s listener died with the old agent (README: processes started before a replacement are not served)');
+      'the loop\'s listener died with the old agent (docs/syscall-view.md: processes started before a replacement are not served)');
     const fresh = k(['-n', sysinfoNs, 'exec', 'bb', '--', 'free', '-m']);
     assert.match(fresh, /^Mem:\s+256\s/m, 'a process started after the replacement is served by the new agent');
     k(['delete', 'namespace', sysinfoNs, '--wait=false']);

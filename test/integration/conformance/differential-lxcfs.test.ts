@@ -1,7 +1,7 @@
 /**
  * Differential: Debian's lxcfs (5.0.3, `--enable-cfs -l`) and lxcfs-ts on the same machine, for
  * the same limits, where the two must agree (MemTotal, SwapTotal, the CPU count of cpuinfo and
- * /proc/stat, online) and where they differ on purpose (the README's "What each file shows").
+ * /proc/stat, online) and where they differ on purpose (docs/views.md).
  *
  * Two levels:
  *  - files: one real container (cgroups + pid namespace) reads every file through lxcfs; our views

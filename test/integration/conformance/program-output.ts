@@ -184,7 +184,7 @@ export function parsePs(text: string): PsRow[] {
  * The row of the `ps` that printed the table. procps 4.0.2 turns the uptime it parsed (N.NN s)
  * back into ticks by multiplying by 100 and truncating, one tick short for some values, so its own
  * row, started in that tick, sometimes shows a wrapped ELAPSED (4123168608). How often depends on
- * the uptime's magnitude, with the kernel's own /proc as with the view (README, "What a file view
+ * the uptime's magnitude, with the kernel's own /proc as with the view (docs/views.md, "What a file view
  * cannot change"). Its start date is still checked.
  */
 export function isPsItself(row: PsRow): boolean {

@@ -128,7 +128,7 @@ for (const v of variants) {
       const topology = ['Thread(s) per core', 'Core(s) per socket', 'Socket(s)'].map((k) => Number(lscpu.get(k)));
       assert.equal(topology.reduce((a, b) => a * b, 1), v.n, `lscpu topology ${topology.join(' x ')}`);
       // sched_getaffinity is the kernel's, not a file: coreutils 9.1 nproc and libuv's
-      // availableParallelism follow the cpuset but not a quota (documented in the README).
+      // availableParallelism follow the cpuset but not a quota (documented in docs/views.md).
       assert.equal(numberIn(out, 'affinity'), v.affinity);
       assert.equal(numberIn(out, 'nproc'), v.affinity);
       assert.equal(node.availableParallelism, v.affinity);
@@ -163,7 +163,7 @@ for (const v of variants) {
       const node = JSON.parse(section(out, 'node')) as Record<string, number>;
       assert.equal(node.totalmem, v.memoryBytes ?? totalmem());
       assert.ok(node.freemem! > 0 && node.freemem! <= node.totalmem!);
-      // glibc's _SC_PHYS_PAGES asks sysinfo(2), which no file view reaches (README).
+      // glibc's _SC_PHYS_PAGES asks sysinfo(2), which no file view reaches without the syscall view (docs/views.md).
       t.diagnostic(`sysconf(_SC_PHYS_PAGES) * page size = ${section(out, 'sysinfo')} (sysinfo(2): the host's)`);
     });
 
