@@ -74,7 +74,20 @@ test('SIGKILL of the whole daemon, then a fresh start: every sandbox reads its l
         return recovered.size === sandboxes.length;
       },
       10_000,
-    );
+    ).catch((err: unknown) => {
+      // What each sandbox read since the kill, collapsed into runs, says which step did not happen.
+      for (const s of sandboxes) {
+        const runs: string[] = [];
+        for (const l of s.lines.filter((x) => x.at > killedAt)) {
+          const last = runs.at(-1);
+          if (last?.startsWith(`${l.text} x`)) runs[runs.length - 1] = `${l.text} x${Number(last.split(' x').pop()) + 1}`;
+          else runs.push(`${l.text} x1`);
+        }
+        t.diagnostic(`${s.label} since the kill: ${runs.join(' | ')}; binds now ${viewBinds(s.hostPid()!).length}`);
+      }
+      t.diagnostic(`second daemon's log:\n${second.stderr()}`);
+      throw err;
+    });
     t.diagnostic(`new daemon ready ${readyAt - startedAt} ms after it was started`);
     for (const s of sandboxes) {
       const ms = recovered.get(s)! - readyAt;
