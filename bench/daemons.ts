@@ -34,7 +34,13 @@ export function startLxcfs(workdir: string, name: string, flags: string[]): Benc
 /** lxcfs-ts (supervisor and serving process) on `<workdir>/<name>` (call waitServing before reading). */
 export function startOurs(workdir: string, name: string, flags: string[]): BenchDaemon {
   const mountpoint = join(workdir, name);
-  mkdirSync(mountpoint, { recursive: true });
+  try {
+    mkdirSync(mountpoint, { recursive: true });
+  } catch (err) {
+    // A dead mount left by a killed daemon: the new one detaches it at start.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTCONN' && code !== 'ECONNABORTED') throw err;
+  }
   return start(name, process.execPath, [cli, '--log-level', 'warn', ...flags, mountpoint], mountpoint);
 }
 
