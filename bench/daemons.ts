@@ -18,21 +18,30 @@ export interface BenchDaemon {
 
 const cli = new URL('../src/cli.js', import.meta.url).pathname;
 
-export async function startDaemons(workdir: string, flags: string[]): Promise<BenchDaemon[]> {
-  const lxcfsMnt = join(workdir, 'lxcfs');
-  const oursMnt = join(workdir, 'lxcfs-ts');
-  mkdirSync(lxcfsMnt, { recursive: true });
-  mkdirSync(oursMnt, { recursive: true });
-  const lxcfs = start(
-    'lxcfs',
-    '/usr/bin/lxcfs',
-    ['-f', ...flags, '-p', join(workdir, 'lxcfs.pid'), lxcfsMnt],
-    lxcfsMnt,
-  );
-  const ours = start('lxcfs-ts', process.execPath, [cli, '--log-level', 'warn', ...flags, oursMnt], oursMnt);
-  const daemons = [lxcfs, ours];
+export async function startDaemons(workdir: string, flags: string[], oursFlags: string[] = []): Promise<BenchDaemon[]> {
+  const daemons = [startLxcfs(workdir, 'lxcfs', flags), startOurs(workdir, 'lxcfs-ts', [...flags, ...oursFlags])];
   for (const d of daemons) await waitServing(d);
   return daemons;
+}
+
+/** Debian's lxcfs on `<workdir>/<name>`, in the foreground (call waitServing before reading). */
+export function startLxcfs(workdir: string, name: string, flags: string[]): BenchDaemon {
+  const mountpoint = join(workdir, name);
+  mkdirSync(mountpoint, { recursive: true });
+  return start(name, '/usr/bin/lxcfs', ['-f', ...flags, '-p', join(workdir, `${name}.pid`), mountpoint], mountpoint);
+}
+
+/** lxcfs-ts (supervisor and serving process) on `<workdir>/<name>` (call waitServing before reading). */
+export function startOurs(workdir: string, name: string, flags: string[]): BenchDaemon {
+  const mountpoint = join(workdir, name);
+  try {
+    mkdirSync(mountpoint, { recursive: true });
+  } catch (err) {
+    // A dead mount left by a killed daemon: the new one detaches it at start.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTCONN' && code !== 'ECONNABORTED') throw err;
+  }
+  return start(name, process.execPath, [cli, '--log-level', 'warn', ...flags, mountpoint], mountpoint);
 }
 
 function start(name: string, command: string, args: string[], mountpoint: string): BenchDaemon {
@@ -64,7 +73,7 @@ function start(name: string, command: string, args: string[], mountpoint: string
   };
 }
 
-async function waitServing(d: BenchDaemon): Promise<void> {
+export async function waitServing(d: BenchDaemon): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     try {
