@@ -387,6 +387,11 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     assert.ok(before.length > 10 && before.every((l) => l.total === '256'), 'served before the replacement');
     assert.ok(after.every((l) => l.total !== '256'),
       'the loop\'s listener died with the old agent (docs/syscall-view.md: processes started before a replacement are not served)');
+    // busybox free mixes sysinfo(2) with /proc/meminfo: wait for bb's files to be re-bound first
+    // (the new agent repairs containers one after another), then start a process.
+    const filesBack = await eventually('bb\'s /proc/meminfo to be its view again', () =>
+      /^MemTotal:\s+262144 kB$/m.test(k(['-n', sysinfoNs, 'exec', 'bb', '--', 'cat', '/proc/meminfo'])) ? Date.now() / 1000 : undefined, 60_000);
+    t.diagnostic(`bb's files were its view again ${(filesBack - agentDeletedAt).toFixed(1)} s after the agent pod was deleted`);
     const fresh = k(['-n', sysinfoNs, 'exec', 'bb', '--', 'free', '-m']);
     assert.match(fresh, /^Mem:\s+256\s/m, 'a process started after the replacement is served by the new agent');
     k(['delete', 'namespace', sysinfoNs, '--wait=false']);
