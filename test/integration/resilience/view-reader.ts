@@ -19,6 +19,8 @@ function round(maxReads: number): void {
   let reads = 0;
   let failures = 0;
   let wrong = 0;
+  /** The first read that did not match, so a failing test can show what was read instead. */
+  let firstWrong: string | undefined;
   let maxMs = 0;
   const errors: Record<string, number> = {};
   const started = Date.now();
@@ -39,7 +41,11 @@ function round(maxReads: number): void {
         closeSync(fd);
       }
       if (total === 0) throw Object.assign(new Error('empty read'), { code: 'EMPTY' });
-      if (expect && !expect.test(buf.toString('utf8', 0, total))) wrong++;
+      const text = buf.toString('utf8', 0, total);
+      if (expect && !expect.test(text)) {
+        wrong++;
+        firstWrong ??= `${total} bytes: ${text.slice(0, 160)}`;
+      }
       reads++;
       if (reads === 1) process.stdout.write('reading\n');
     } catch (err) {
@@ -49,7 +55,7 @@ function round(maxReads: number): void {
     }
     maxMs = Math.max(maxMs, performance.now() - t0);
   }
-  process.stdout.write(`${JSON.stringify({ reads, failures, wrong, maxMs, ms: Date.now() - started, errors })}\n`);
+  process.stdout.write(`${JSON.stringify({ reads, failures, wrong, maxMs, ms: Date.now() - started, errors, firstWrong })}\n`);
 }
 
 round(Number(maxArg) || Infinity);
