@@ -5,27 +5,18 @@
  * newer API server would send them.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { InjectionOptions } from '../../../src/webhook/injection-plan.js';
-import type { SelectionMode } from '../../../src/webhook/selection.js';
-import { fixturePath } from '../../helpers/paths.js';
+import { type GoldenCase, goldenCases, goldenDir } from '../../helpers/golden-cases.js';
 import { loopbackCertificates } from '../../helpers/test-certs.js';
 import { startWebhook, type WebhookProcess, waitReady } from '../../helpers/webhook-process.js';
 
-const dir = fixturePath('webhook', 'golden');
-const cases = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.endsWith('.patch.json'));
-
-interface GoldenCase {
-  description: string;
-  mode: SelectionMode;
-  namespace: string;
-  options?: Partial<InjectionOptions>;
-  pod: Record<string, unknown>;
-}
+const dir = goldenDir;
+const cases = goldenCases;
 
 /** The command-line flags that give the webhook a case's injection options. */
 function flagsFor(options: Partial<InjectionOptions> = {}): string[] {

@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { reviewAdmission } from '../../../src/webhook/admission.js';
-import {
-  buildInjectionPlan,
-  defaultInjectionOptions,
-  type InjectionOptions,
-} from '../../../src/webhook/injection-plan.js';
-import type { SelectionMode } from '../../../src/webhook/selection.js';
+import { buildInjectionPlan, defaultInjectionOptions } from '../../../src/webhook/injection-plan.js';
 import { applyPatch, type Operation } from '../../helpers/json-patch-apply.js';
-import { fixturePath } from '../../helpers/paths.js';
+import { type GoldenCase, goldenCases, goldenDir } from '../../helpers/golden-cases.js';
 
 // Each case is a pod plus options; the expected JSON Patch lives beside it in <case>.patch.json.
 // UPDATE_GOLDEN=1 rewrites the expectations (review the diff before committing it).
-const dir = fixturePath('webhook', 'golden');
-const cases = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.endsWith('.patch.json'));
-
-interface GoldenCase {
-  description: string;
-  mode: SelectionMode;
-  namespace: string;
-  options?: Partial<InjectionOptions>;
-  pod: Record<string, unknown>;
-}
+const dir = goldenDir;
+const cases = goldenCases;
 
 function review(c: GoldenCase, pod: unknown) {
   const plan = buildInjectionPlan({ ...defaultInjectionOptions, ...c.options });
