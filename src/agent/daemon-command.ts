@@ -21,6 +21,7 @@ import { RepairWatcher } from './repair/repair-watcher.js';
 import { topmostAt } from './repair/view-mounts.js';
 import { type RepairTotalsMessage, SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
 import { ensureSharedParent } from './shared-parent.js';
+import { sizeInflightFile } from '../syscall/inflight-record.js';
 import { ListenerHub } from '../syscall/listener-hub.js';
 import type { ListenersMessage, ReleaseMessage } from '../syscall/syscall-view.js';
 import { installSysinfoProfile, sysinfoProfileName } from '../syscall/seccomp-profile.js';
@@ -62,11 +63,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** A file with no name (unlinked at once), for state that must outlive serving processes but not this one. */
-function unlinkedFile(): number {
+/**
+ * The syscall view's in-flight record: a file with no name (unlinked at once), for state that
+ * must outlive serving processes but not this one.
+ */
+function inflightRecordFile(): number {
   const path = join(tmpdir(), `.lxcfs-ts-inflight-${process.pid}`);
   const fd = openSync(path, 'w+', 0o600);
   unlinkSync(path);
+  sizeInflightFile(fd);
   return fd;
 }
 
@@ -121,7 +126,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     sysinfo: args.sysinfoSocket !== null,
   };
   // The syscall view's listeners and in-flight record live here, beside the FUSE descriptor.
-  const inflightFd = args.sysinfoSocket !== null ? unlinkedFile() : null;
+  const inflightFd = args.sysinfoSocket !== null ? inflightRecordFile() : null;
 
   return new Promise<number>((resolveExit) => {
     let child: ChildProcess | null = null;

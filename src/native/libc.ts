@@ -65,6 +65,7 @@ const prctlFn = libc.func('int prctl(int option, unsigned long a, unsigned long 
 const execveFn = libc.func('int execve(const char *path, const char **argv, const char **envp)');
 const signalFn = libc.func('void *signal(int sig, void *handler)');
 const fcntlFn = libc.func('int fcntl(int fd, int cmd, long arg)');
+const mmapFn = libc.func('void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)');
 
 function check(call: string, result: number | bigint): number {
   const value = Number(result);
@@ -234,6 +235,22 @@ function inheritable(fd: number): void {
   if (flags < 0) return;
   fcntlFn(fd, F_SETFD, 0);
   if (flags & O_NONBLOCK) fcntlFn(fd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+const PROT_READ_WRITE = 0x3;
+const MAP_SHARED = 0x1;
+
+/**
+ * Maps `length` bytes of the file `fd` shared, read-write, for the life of the process (never
+ * unmapped). Stores into the Buffer land in the file's pages at once, with no system call, and
+ * stay there when the process dies: the next process that maps the file sees them.
+ */
+export function mapShared(fd: number, length: number): Buffer {
+  const pointer: unknown = mmapFn(null, length, PROT_READ_WRITE, MAP_SHARED, fd, 0);
+  if (pointer === null || koffi.address(pointer) === 0xffffffffffffffffn) {
+    throw new NativeError('mmap', koffi.errno());
+  }
+  return Buffer.from(koffi.view(pointer, length));
 }
 
 /** The address of a Buffer's memory (for structures that hold pointers). */

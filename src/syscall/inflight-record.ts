@@ -2,55 +2,59 @@
  * The one notification the syscall thread is answering, kept in a file whose descriptor the
  * supervisor holds and passes to every serving process, so that after a kill -9 mid-answer the
  * next serving process knows which call may still be waiting (see notify-loop.ts); the kernel
- * says whether it is (NOTIF_ID_VALID). One pwrite per notification; the file is unlinked at
- * creation, so nothing is left on disk.
+ * says whether it is (NOTIF_ID_VALID).
  *
- * Layout (32 bytes): u32 state (1 = answering), i32 listener fd in the supervisor, u64 id,
- * u32 pid, u32 arch, u64 address of the caller's struct.
+ * The file is mapped shared and NOTIF_RECV writes the notification straight into the mapping.
+ * That closes the window a separate write after the receive would leave open: a serving process
+ * killed between taking a notification and recording it would leave the caller blocked for good,
+ * since the kernel hands each notification out once. With the kernel writing the record itself,
+ * a notification is recorded the moment it is taken. Marking which listener is being received on
+ * is a store into the mapping, so a notification costs no system call for its record at all.
+ *
+ * Layout: i32 listener fd in the supervisor (stored before every receive), 4 bytes unused, then
+ * the kernel's struct seccomp_notif (NOTIF_SIZE bytes; pid 0 = nothing taken).
  */
-import { readSync, writeSync } from 'node:fs';
-import type { Notification } from './seccomp-abi.js';
-import { SYSINFO_NR } from './seccomp-abi.js';
+import { ftruncateSync } from 'node:fs';
+import { mapShared } from '../native/libc.js';
+import { decodeNotification, type Notification, NOTIF_SIZE } from './seccomp-abi.js';
 
-const SIZE = 32;
+const NOTIF_OFFSET = 8;
+/** One page: the mapping cannot be smaller, and the file is sized to it. */
+const FILE_SIZE = 4096;
+
+/** Gives a new record file its size (a mapping past the end of a file faults). */
+export function sizeInflightFile(fd: number): void {
+  ftruncateSync(fd, FILE_SIZE);
+}
 
 export class InflightRecord {
-  private readonly buf = Buffer.alloc(SIZE);
-  private readonly idle = Buffer.alloc(4);
+  private readonly map: Buffer;
+  /** Where NOTIF_RECV writes: pass it as the ioctl's buffer. */
+  readonly notification: Buffer;
 
-  constructor(private readonly fd: number) {}
+  constructor(fd: number) {
+    this.map = mapShared(fd, FILE_SIZE);
+    this.notification = this.map.subarray(NOTIF_OFFSET, NOTIF_OFFSET + NOTIF_SIZE);
+  }
 
-  begin(holderFd: number, n: Notification): void {
-    const b = this.buf;
-    b.writeUInt32LE(1, 0);
-    b.writeInt32LE(holderFd, 4);
-    b.writeBigUInt64LE(n.id, 8);
-    b.writeUInt32LE(n.pid, 16);
-    b.writeUInt32LE(n.arch, 20);
-    b.writeBigUInt64LE(n.arg0, 24);
-    writeSync(this.fd, b, 0, SIZE, 0);
+  /**
+   * Prepares a receive on the listener the supervisor knows as `holderFd`: NOTIF_RECV wants a
+   * zeroed buffer, and a zero pid also says "nothing taken" should the receive fail or not happen.
+   */
+  beforeReceive(holderFd: number): void {
+    this.notification.fill(0);
+    this.map.writeInt32LE(holderFd, 0);
   }
 
   /** Marks the record answered (after a successor dealt with it). */
   end(): void {
-    writeSync(this.fd, this.idle, 0, 4, 0);
+    this.notification.fill(0);
   }
 
-  /** The notification left unanswered, or null. */
+  /** The notification a previous serving process took (answered or not: ask the kernel), or null. */
   read(): { holderFd: number; notification: Notification } | null {
-    const b = Buffer.alloc(SIZE);
-    if (readSync(this.fd, b, 0, SIZE, 0) < SIZE || b.readUInt32LE(0) !== 1) return null;
-    const arch = b.readUInt32LE(20);
-    return {
-      holderFd: b.readInt32LE(4),
-      notification: {
-        id: b.readBigUInt64LE(8),
-        pid: b.readUInt32LE(16),
-        arch,
-        // Only sysinfo is ever recorded (the filter sends nothing else).
-        nr: arch === 0xc00000b7 ? SYSINFO_NR.arm64 : SYSINFO_NR.x64,
-        arg0: b.readBigUInt64LE(24),
-      },
-    };
+    const notification = decodeNotification(this.notification);
+    if (notification.pid === 0) return null;
+    return { holderFd: this.map.readInt32LE(0), notification };
   }
 }

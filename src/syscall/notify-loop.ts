@@ -9,8 +9,9 @@
  * POLLHUP: its copy is closed and the supervisor is told to close the original.
  *
  * Crash safety: the notification being answered is recorded (listener, id, caller, address) in
- * a file the supervisor holds; the next serving process answers it if the kernel still has it
- * waiting (NOTIF_ID_VALID), so a kill -9 in the middle of an answer costs the caller a short wait.
+ * a file the supervisor holds, by the kernel as it hands the notification over; the next serving
+ * process answers it if the kernel still has it waiting (NOTIF_ID_VALID), so a kill -9 at any
+ * point between receive and answer costs the caller a short wait.
  */
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { createSysinfoViews, type SharedViewState, type SysinfoViews } from '../agent/container-views.js';
@@ -33,7 +34,6 @@ import {
   encodeSysinfo,
   type Notification,
   NOTIF_RESP_SIZE,
-  NOTIF_SIZE,
   SECCOMP_IOCTL_NOTIF_ID_VALID,
   SECCOMP_IOCTL_NOTIF_RECV,
   SECCOMP_IOCTL_NOTIF_SEND,
@@ -85,7 +85,6 @@ class NotifyLoop {
   private readonly holderPidfd: number;
   private readonly copies: Copy[] = [];
   private pollfds = Buffer.alloc(0);
-  private readonly notif = Buffer.alloc(NOTIF_SIZE);
   private readonly resp = Buffer.alloc(NOTIF_RESP_SIZE);
   private readonly idBuf = Buffer.alloc(8);
   private readonly flagsBuf = Buffer.alloc(8);
@@ -125,18 +124,18 @@ class NotifyLoop {
   }
 
   private receiveOne(copy: Copy): void {
-    this.notif.fill(0);
-    const rc = ioctlErrno(copy.fd, SECCOMP_IOCTL_NOTIF_RECV, this.notif);
+    // The kernel writes the notification into the in-flight record itself (see inflight-record.ts).
+    this.inflight.beforeReceive(copy.holderFd);
+    const rc = ioctlErrno(copy.fd, SECCOMP_IOCTL_NOTIF_RECV, this.inflight.notification);
     // ENOENT: the caller was interrupted (killed) before we took it. Nothing to answer.
     if (rc < 0) {
       if (-rc !== 2 && -rc !== 4) this.log.warn({ errno: -rc, fd: copy.holderFd }, 'NOTIF_RECV failed');
       return;
     }
-    const n = decodeNotification(this.notif);
-    this.inflight.begin(copy.holderFd, n);
+    const n = decodeNotification(this.inflight.notification);
     const started = process.hrtime.bigint();
     // The record is not cleared after the answer: a successor asks the kernel (NOTIF_ID_VALID)
-    // whether the recorded call still waits, which saves a write per call.
+    // whether the recorded call still waits, which saves a store per call.
     this.answer(copy.fd, n);
     this.stats.record(Number(process.hrtime.bigint() - started));
   }

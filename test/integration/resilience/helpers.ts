@@ -179,11 +179,23 @@ export async function killServingProcesses(daemonPid: number, times: number, eve
   return killed;
 }
 
-/** Each sandbox's exit (asserted 0) and its last line, parsed as JSON (the reader's summary). */
-export async function summaries<T>(sandboxes: readonly Sandbox[]): Promise<T[]> {
+/**
+ * Each sandbox's exit (asserted 0) and its last line, parsed as JSON (the reader's summary).
+ * A sandbox still running `deadlineMs` after the call is a hung reader: that fails at once,
+ * naming it and its last line, instead of running into the test runner's timeout.
+ */
+export async function summaries<T>(sandboxes: readonly Sandbox[], deadlineMs = 120_000): Promise<T[]> {
   const out: T[] = [];
+  const deadline = Date.now() + deadlineMs;
   for (const sandbox of sandboxes) {
-    const exit = await sandbox.run.result;
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const last = sandbox.lines.at(-1);
+        reject(new Error(`${sandbox.label} still running ${deadlineMs / 1000} s after its loop should have ended; last line: ${last?.text ?? '(none)'}`));
+      }, Math.max(0, deadline - Date.now()));
+    });
+    const exit = await Promise.race([sandbox.run.result, hung]).finally(() => clearTimeout(timer));
     if (exit.code !== 0) throw new Error(`${sandbox.label} exited ${exit.code}: ${exit.stderr}`);
     out.push(JSON.parse(sandbox.lines.at(-1)!.text) as T);
   }
