@@ -144,6 +144,26 @@ export function podReader(kubeconfig: string, ns: string, pod: string, seconds: 
   });
 }
 
+/**
+ * Follows a pod's logs (`kubectl logs -f`) from now on, so that what a pod printed while it was
+ * being deleted can still be shown once it is gone. stop() ends the follower and returns the text.
+ */
+export function followLogs(kubeconfig: string, ns: string, pod: string): { stop(): string } {
+  const child = spawn('kubectl', ['-n', ns, 'logs', '-f', '--timestamps', '--tail', '20', pod], {
+    env: { ...process.env, KUBECONFIG: kubeconfig },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  return {
+    stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return text;
+    },
+  };
+}
+
 /** What the node could leave on this machine, to compare before `up` and after `down`. */
 export interface HostState {
   processes: string[];

@@ -24,6 +24,7 @@ import {
   mounts,
   nodeProcessIds,
   podProcessIds,
+  followLogs,
   podReader,
 } from '../../helpers/kube-node.js';
 import { chartDir, helm } from '../../helpers/helm.js';
@@ -334,12 +335,15 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     await new Promise((r) => setTimeout(r, 3000));
     const deletedAt = Date.now() / 1000;
     agentDeletedAt = deletedAt;
+    // What the old agent logs while it stops is the only account of a stop that went wrong.
+    const oldLogs = followLogs(node!.kubeconfig, system, old);
     k(['-n', system, 'delete', 'pod', old, '--wait=false']);
     const replaced = await eventually('a new agent ready', () => {
       const p = agentPod().find((a) => a.metadata.name !== old && ready(a));
       return p ? { at: Date.now() / 1000, pod: p } : undefined;
     }, 120_000);
     const result = await reader;
+    const stopLog = oldLogs.stop();
     const firstBad = result.transitions.find((x) => x.state !== 'ok');
     const last = result.transitions.at(-1);
     agentReadyAgainAt = replaced.at;
@@ -350,7 +354,7 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
       `changes: ${result.transitions.map((x) => `${x.state}@+${(x.at - deletedAt).toFixed(2)}s`).join(' ')}`);
     // The default install stops agents with --unbind-on-stop: the host's file while no agent
     // runs, never an error.
-    assert.equal(result.errors, 0, `no failed read: ${JSON.stringify(result.transitions)}`);
+    assert.equal(result.errors, 0, `no failed read: ${JSON.stringify(result.transitions)}\nthe old agent's log:\n${stopLog}`);
     assert.ok(firstBad, 'the reader saw the agent go (the host\'s file while it was away)');
     assert.equal(last?.state, 'ok', `the reader sees the view again by itself: ${JSON.stringify(result.transitions)}`);
     t.diagnostic(`reader without the view for ${(last.at - firstBad.at).toFixed(2)} s; ` +

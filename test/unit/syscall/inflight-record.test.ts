@@ -61,7 +61,7 @@ describe('the in-flight record', () => {
       'r.beforeReceive(5);',
       'r.notification.writeBigUInt64LE(77n, 0);',
       'r.notification.writeUInt32LE(31337, 8);',
-      "process.kill(process.pid, 'SIGKILL');",
+      'process.kill(process.pid, \'SIGKILL\');',
     ].join('\n');
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       stdio: ['ignore', 'inherit', 'inherit', fd],
