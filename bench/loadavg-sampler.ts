@@ -17,7 +17,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createContainerViewSource, createSharedViewState } from '../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../src/container/container-views.js';
 import { LoadavgSampler } from '../src/agent/loadavg-sampler.js';
 import { silentLogger } from '../src/common/log.js';
 import { defaultViewOptions } from '../src/common/options.js';

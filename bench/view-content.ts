@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { createContainerViewSource, createSharedViewState } from '../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../src/container/container-views.js';
 import { silentLogger } from '../src/common/log.js';
 import { defaultViewOptions } from '../src/common/options.js';
 import { viewFiles } from '../src/views/catalog.js';

@@ -1,39 +1,13 @@
 import { performance } from 'node:perf_hooks';
-import { type CgroupLayout, type CgroupPaths, cgroupDir, detectCgroupLayout } from '../cgroup/layout.js';
+import { type CgroupLayout, cgroupDir, detectCgroupLayout } from '../cgroup/layout.js';
 import { PreadFiles } from '../cgroup/pread-files.js';
-import { TaskCounter, taskControllers } from '../cgroup/tasks.js';
+import { TaskCounter } from '../cgroup/tasks.js';
 import type { Logger } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
 import { calcLoad, EXP, LOAD_FREQ_MS } from '../views/loadavg.js';
-import type { SharedViewState } from './container-views.js';
-import { type EntryRef, SharedTable } from './shared-table.js';
-
-/** Payload of one container's loadavg entry (float64 slots). */
-export const LoadSlot = {
-  /** The three averages, kernel fixed point (FSHIFT 11). */
-  avg1: 0,
-  avg5: 1,
-  avg15: 2,
-  runnable: 3,
-  blocked: 4,
-  threads: 5,
-  maxTid: 6,
-  /** Date.now() of the last count; 0 = never counted. */
-  sampledAtMs: 7,
-  rounds: 8,
-} as const;
-
-/**
- * The table key of a container's loadavg entry: the hierarchy its tasks are listed in and its
- * path there (`cpu:/kubepods/...`), or null when no task-listing controller is known.
- */
-export function loadavgKey(layout: CgroupLayout, paths: CgroupPaths): string | null {
-  for (const c of taskControllers) {
-    const path = paths[c];
-    if (path !== null && layout.hierarchy[c] !== null) return `${c}:${path}`;
-  }
-  return null;
-}
+import type { SharedViewState } from '../container/container-views.js';
+import { LoadSlot } from '../container/loadavg-table.js';
+import { type EntryRef, SharedTable } from '../container/shared-table.js';
 
 /** Cost of the last sampling rounds, for logs and benchmarks. */
 export interface SamplerStats {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ViewOptions } from '../common/options.js';
 import { findViewFile } from '../views/catalog.js';
-import type { ViewSource } from './view-source.js';
+import type { ViewSource } from '../container/view-source.js';
 
 export class HostViewSource implements ViewSource {
   constructor(private readonly options: Pick<ViewOptions, 'procRoot' | 'sysRoot'>) {}

@@ -24,7 +24,7 @@ import { CpuDirView, type HostEntry, isCpuName } from './cpu-dir.js';
 import { derivedIno } from './inode.js';
 import type { SnapshotStore } from './snapshot-store.js';
 import { CPU_DIR, S_IFLNK, S_IFREG, type StaticNode, StaticTree } from './tree.js';
-import type { ViewSource } from './view-source.js';
+import type { ViewSource } from '../container/view-source.js';
 
 export interface ViewFilesystemSettings {
   procRoot: string;

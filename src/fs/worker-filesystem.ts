@@ -1,14 +1,14 @@
 /**
  * Builds the view's filesystem inside a request-loop worker thread (see fuse/worker-main.ts).
  */
-import { createContainerViewSource, type SharedViewState } from '../agent/container-views.js';
+import { createContainerViewSource, type SharedViewState } from '../container/container-views.js';
 import type { Logger } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
 import type { FuseFilesystem } from '../fuse/filesystem.js';
 import { HostViewSource } from './host-view-source.js';
 import { SnapshotStore, type SnapshotStoreBuffers } from './snapshot-store.js';
 import { ViewFilesystem } from './view-filesystem.js';
-import type { ViewSource } from './view-source.js';
+import type { ViewSource } from '../container/view-source.js';
 
 export interface ViewFilesystemConfig {
   view: ViewOptions;

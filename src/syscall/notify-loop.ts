@@ -14,7 +14,7 @@
  * point between receive and answer costs the caller a short wait.
  */
 import { type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { createSysinfoViews, type SharedViewState, type SysinfoViews } from '../agent/container-views.js';
+import { createSysinfoViews, type SharedViewState, type SysinfoViews } from '../container/container-views.js';
 import { createLogger, type LogLevel } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
 import {

@@ -5,7 +5,7 @@
  * a fresh one: the listeners (held by the supervisor) and the in-flight record carry over.
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
-import type { SharedViewState } from '../agent/container-views.js';
+import type { SharedViewState } from '../container/container-views.js';
 import type { Logger, LogLevel } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
 import type { NotifyLoopData, NotifyLoopMessage } from './notify-loop.js';

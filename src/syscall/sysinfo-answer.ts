@@ -5,22 +5,12 @@
  * (sysinfo) and procps `free` (/proc/meminfo) print the same numbers, and so do `os.getloadavg()`
  * and `cat /proc/loadavg`. Pure: figures in, the kernel's fields out.
  */
-import type { MeminfoHeadline } from '../views/meminfo.js';
+import type { ContainerFigures } from '../container/container-figures.js';
 import { FSHIFT } from '../views/loadavg.js';
 import type { SysinfoFields } from './seccomp-abi.js';
 
 /** sysinfo's load averages have 16 fractional bits (SI_LOAD_SHIFT), the kernel's averages 11. */
 const SI_LOAD_SHIFT = 16;
-
-export interface ContainerFigures {
-  readonly memory: MeminfoHeadline;
-  /** The uptime the caller's /proc/uptime shows, in seconds. */
-  readonly uptimeSec: number;
-  /** Load averages in the kernel's fixed point (FIXED_1 = 2048), as /proc/loadavg renders them. */
-  readonly avenrun: readonly [number, number, number];
-  /** Threads of the container. */
-  readonly threads: number;
-}
 
 export function composeSysinfo(figures: ContainerFigures): SysinfoFields {
   const kb = (value: number) => value * 1024;
@@ -38,15 +28,4 @@ export function composeSysinfo(figures: ContainerFigures): SysinfoFields {
     freeswap: kb(m.swapFreeKb),
     procs: figures.threads,
   };
-}
-
-/**
- * The host's /proc/loadavg averages back in fixed point, for containers served the host's file
- * (no `-l`): the kernel's own sysinfo would carry more digits, but then the two would disagree.
- */
-export function avenrunFromLoadavg(text: string): [number, number, number] | null {
-  const fields = text.trim().split(/\s+/).slice(0, 3).map(Number);
-  if (fields.length !== 3 || !fields.every(Number.isFinite)) return null;
-  const fixed = (x: number) => Math.round(x * (1 << FSHIFT));
-  return [fixed(fields[0]!), fixed(fields[1]!), fixed(fields[2]!)];
 }

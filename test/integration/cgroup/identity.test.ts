@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import { silentLogger } from '../../../src/common/log.js';
 import { defaultViewOptions } from '../../../src/common/options.js';
-import type { ViewSource } from '../../../src/fs/view-source.js';
+import type { ViewSource } from '../../../src/container/view-source.js';
 import { field, nsPidToHost, procsOf, requireRootAndV1, sleep, TestCgroups } from './real-cgroups.js';
 
 /**

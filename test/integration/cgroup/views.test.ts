@@ -3,11 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import { LoadavgSampler } from '../../../src/agent/loadavg-sampler.js';
 import { silentLogger } from '../../../src/common/log.js';
 import { defaultViewOptions, type ViewOptions } from '../../../src/common/options.js';
-import type { ViewSource } from '../../../src/fs/view-source.js';
+import type { ViewSource } from '../../../src/container/view-source.js';
 import { viewFiles } from '../../../src/views/catalog.js';
 import { field, nsPidToHost, requireRootAndV1, sleep, TestCgroups } from './real-cgroups.js';
 

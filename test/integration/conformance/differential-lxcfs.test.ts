@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import { silentLogger } from '../../../src/common/log.js';
 import { defaultViewOptions, type ViewOptions } from '../../../src/common/options.js';
 import { field, nsPidToHost, requireRootAndV1, sleep, TestCgroups } from '../cgroup/real-cgroups.js';

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState, createSysinfoViews } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState, createSysinfoViews } from '../../../src/container/container-views.js';
 import { silentLogger } from '../../../src/common/log.js';
-import { avenrunFromLoadavg, composeSysinfo } from '../../../src/syscall/sysinfo-answer.js';
+import { avenrunFromLoadavg } from '../../../src/container/container-figures.js';
+import { composeSysinfo } from '../../../src/syscall/sysinfo-answer.js';
 import { fixture, type Tree } from '../helpers/fixture-tree.js';
 import { callerPid, field, v1Container, v1Scenario, v2Scenario } from '../helpers/scenarios.js';
 

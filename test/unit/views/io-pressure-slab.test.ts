@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import { silentLogger } from '../../../src/common/log.js';
-import type { ViewSource } from '../../../src/fs/view-source.js';
+import type { ViewSource } from '../../../src/container/view-source.js';
 import { capturedV1, fixture, type Tree } from '../helpers/fixture-tree.js';
 import { callerPid, v1Container, v1Scenario, v2ContainerPath, v2Scenario } from '../helpers/scenarios.js';
 

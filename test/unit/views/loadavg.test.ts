@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import { LoadavgSampler } from '../../../src/agent/loadavg-sampler.js';
 import { silentLogger } from '../../../src/common/log.js';
 import { calcLoad, EXP, FIXED_1, renderLoadavg } from '../../../src/views/loadavg.js';

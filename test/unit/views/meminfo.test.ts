@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import { silentLogger } from '../../../src/common/log.js';
 import { capturedV1, fixture, type Tree, v2Container, writeProc } from '../helpers/fixture-tree.js';
 import {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import { silentLogger } from '../../../src/common/log.js';
-import type { ViewSource } from '../../../src/fs/view-source.js';
+import type { ViewSource } from '../../../src/container/view-source.js';
 import { parseHostStat, renderStat } from '../../../src/views/stat.js';
 import { renderUptime } from '../../../src/views/uptime.js';
 import {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { createContainerViewSource, createSharedViewState } from '../../../src/agent/container-views.js';
+import { createContainerViewSource, createSharedViewState } from '../../../src/container/container-views.js';
 import type { MemorySnapshot } from '../../../src/cgroup/memory.js';
 import { silentLogger } from '../../../src/common/log.js';
 import { computeSwap, renderSwaps } from '../../../src/views/swaps.js';

@@ -1,3 +1,9 @@
+/**
+ * A caller's container view: resolves the calling process to its cgroups, reads the limits and
+ * usage the files need (cached briefly, so a burst of reads costs one cgroup read), and renders
+ * each view file and the sysinfo figures from the same reads. One instance per FUSE worker thread
+ * and one for the syscall thread; what they must agree on lives in the shared tables.
+ */
 import { performance } from 'node:perf_hooks';
 import { type CallerContext, CallerResolver } from '../cgroup/caller-identity.js';
 import { type CpuLimits, CpuReader, visibleCpuList } from '../cgroup/cpu.js';
@@ -9,7 +15,7 @@ import { taskControllers } from '../cgroup/tasks.js';
 import { parseCpuList } from '../common/cpu-list.js';
 import type { Logger } from '../common/log.js';
 import type { ViewOptions } from '../common/options.js';
-import type { ViewSource } from '../fs/view-source.js';
+import type { ViewSource } from './view-source.js';
 import { findViewFile } from '../views/catalog.js';
 import { renderCpuListFile } from '../views/cpu-files.js';
 import { type HostCpuinfo, parseHostCpuinfo, renderCpuinfo } from '../views/cpuinfo.js';
@@ -32,10 +38,10 @@ import {
   type CpuSample,
   counterRegionSize,
 } from '../views/stat-counters.js';
-import { avenrunFromLoadavg, type ContainerFigures } from '../syscall/sysinfo-answer.js';
+import { avenrunFromLoadavg, type ContainerFigures } from './container-figures.js';
 import { computeSwap, noSwap, renderSwaps } from '../views/swaps.js';
 import { parseUptime, renderUptime } from '../views/uptime.js';
-import { LoadSlot, loadavgKey } from './loadavg-sampler.js';
+import { LoadSlot, loadavgKey } from './loadavg-table.js';
 import {
   allocateSharedTable,
   type EntryRef,
@@ -43,8 +49,6 @@ import {
   SharedTable,
   type SharedTableBuffers,
 } from './shared-table.js';
-
-export { startLoadavgSampler } from './loadavg-sampler.js';
 
 /**
  * State shared by every FUSE worker thread and the main thread. Plain data around
