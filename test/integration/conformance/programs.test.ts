@@ -70,7 +70,6 @@ const variants: Variant[] = [
   },
 ];
 
-
 for (const v of variants) {
   describe(`conformance: real programs in lxcfs-ts run ${v.args.join(' ')}`, () => {
     let out = new Map<string, string>();
@@ -169,4 +168,3 @@ describe('conformance: without a time namespace, --uptime container (the default
     assert.ok(Math.abs(since - realStart) <= 1, `uptime -s ${section(out, 'uptime-since')}, real start ${realStart}`);
   });
 });
-
