@@ -178,5 +178,38 @@ for (const kernel of kernels) {
       assert.equal(Number(after[7]), Number(io.get('wios')), 'writes completed');
       assert.equal(Number(after[9]), Number(io.get('wbytes')) / 512, 'sectors written');
     });
+
+    it('in-place changes of memory.max and cpu.max reach a reader looping on the view within seconds', (t) => {
+      const out = checkOutput(run, 'resize');
+      const [memMax, quota, period] = section(out, 'limits').split(' ').map(Number);
+      const cpus = Math.ceil(quota! / period!);
+      const [beforeMem, beforeOnline, beforeCpus] = section(out, 'before').split(' ');
+      assert.equal(Number(beforeMem), 512 * 1024);
+      assert.deepEqual([beforeOnline, Number(beforeCpus)], ['0', 1]);
+      const [afterMem, afterOnline, afterCpus] = section(out, 'after').split(' ');
+      assert.equal(Number(afterMem), memMax! / 1024, 'MemTotal after memory.max changed');
+      assert.equal(Number(afterCpus), cpus, 'cpuinfo after cpu.max changed');
+      assert.equal(afterOnline, `0-${cpus - 1}`);
+      const seconds = Number(section(out, 'seconds'));
+      t.diagnostic(`new limits seen after ${seconds.toFixed(2)} s, ${section(out, 'reads')} reads`);
+      assert.ok(seconds <= 5, `the new limits took ${seconds} s to show`);
+      assert.equal(parseFree(section(out, 'free-b')).mem.total, memMax);
+      assert.equal(Number(section(out, 'nproc-getconf')), cpus);
+    });
+
+    if (kernel.name === 'backports') {
+      it('kill -9 of the serving process under a reader loop: 0 failed reads, a new serving process', (t) => {
+        const out = checkOutput(run, 'kill-9');
+        assert.match(run.console, /v2-guest: killed serving process \d+/, 'the serving process was killed mid-loop');
+        const killed = Number(run.files.get('killed-server'));
+        const replacement = Number(run.files.get('new-server'));
+        assert.ok(replacement > 0 && replacement !== killed, `serving process ${killed} replaced by ${replacement}`);
+        const reads = Number(section(out, 'reads'));
+        t.diagnostic(`${reads} reads`);
+        assert.ok(reads >= 20, `${reads} reads`);
+        assert.equal(Number(section(out, 'failed')), 0, run.checks.get('kill-9')!.stderr);
+        assert.equal(meminfoFields(section(out, 'meminfo')).get('MemTotal'), 256 * 1024);
+      });
+    }
   });
 }
