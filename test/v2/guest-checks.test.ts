@@ -196,20 +196,5 @@ for (const kernel of kernels) {
       assert.equal(parseFree(section(out, 'free-b')).mem.total, memMax);
       assert.equal(Number(section(out, 'nproc-getconf')), cpus);
     });
-
-    if (kernel.name === 'backports') {
-      it('kill -9 of the serving process under a reader loop: 0 failed reads, a new serving process', (t) => {
-        const out = checkOutput(run, 'kill-9');
-        assert.match(run.console, /v2-guest: killed serving process \d+/, 'the serving process was killed mid-loop');
-        const killed = Number(run.files.get('killed-server'));
-        const replacement = Number(run.files.get('new-server'));
-        assert.ok(replacement > 0 && replacement !== killed, `serving process ${killed} replaced by ${replacement}`);
-        const reads = Number(section(out, 'reads'));
-        t.diagnostic(`${reads} reads`);
-        assert.ok(reads >= 20, `${reads} reads`);
-        assert.equal(Number(section(out, 'failed')), 0, run.checks.get('kill-9')!.stderr);
-        assert.equal(meminfoFields(section(out, 'meminfo')).get('MemTotal'), 256 * 1024);
-      });
-    }
   });
 }
