@@ -13,6 +13,8 @@ const tiers = [
   { name: 'unit', concurrency: 2 },
   { name: 'integration', concurrency: 1 },
   { name: 'e2e', concurrency: 1 },
+  // cgroup v2, live in QEMU guests (test/v2): one file booting both kernels' guests at once
+  { name: 'v2', concurrency: 1 },
 ];
 
 function testFiles(dir) {

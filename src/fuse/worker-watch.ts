@@ -14,7 +14,7 @@ const REQUEST_BYTES = SLOT_BYTES - HEADER_INTS * 4;
 
 // slot header fields
 const STATE = 0; // 0 idle, 1 busy, 2 answered by the watchdog
-const STARTED_MS = 1; // wall clock ms, modulo 2^32
+const STARTED_MS = 1; // monotonic clock ms, modulo 2^32
 const LENGTH = 2;
 const RETIRED = 3;
 
@@ -31,8 +31,21 @@ export function createWorkerWatchBuffer(slots = 32): WorkerWatchBuffer {
   return { sab: new SharedArrayBuffer(SLOT_BYTES * slots), slots };
 }
 
-function nowMs(): number {
-  return Date.now() >>> 0;
+/**
+ * CLOCK_MONOTONIC in ms, modulo 2^32: one clock for every thread, that no wall-clock step moves.
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n) >>> 0;
+}
+
+/**
+ * How long ago STARTED was, or 0 when it lies after NOW: a worker may begin a request between the
+ * watchdog's reading of the clock and its look at the slot, and that request is not late (read as
+ * an unsigned difference it would be 2^32 - 1 ms late, and be answered with the fallback).
+ */
+export function elapsedSince(startedMs: number, nowMs: number): number {
+  const elapsed = (nowMs - startedMs) | 0;
+  return elapsed > 0 ? elapsed : 0;
 }
 
 /** The worker's side of its slot. */
@@ -51,7 +64,7 @@ export class WorkerSlot {
     const n = Math.min(length, REQUEST_BYTES);
     request.copy(this.bytes, 0, 0, n);
     this.header[LENGTH] = n;
-    this.header[STARTED_MS] = nowMs() | 0;
+    this.header[STARTED_MS] = monotonicMs() | 0;
     Atomics.store(this.header, STATE, BUSY);
   }
 
@@ -82,13 +95,12 @@ export class WorkerWatch {
    * Claims every request busy for longer than `deadlineMs` in the given slots. A claimed slot is
    * also marked retired: its worker exits once its handler returns.
    */
-  claimOverdue(slots: Iterable<number>, deadlineMs: number): OverdueRequest[] {
-    const now = nowMs();
+  claimOverdue(slots: Iterable<number>, deadlineMs: number, now = monotonicMs()): OverdueRequest[] {
     const claimed: OverdueRequest[] = [];
     for (const slot of slots) {
       const header = new Int32Array(this.buffer.sab, slot * SLOT_BYTES, HEADER_INTS);
       if (Atomics.load(header, STATE) !== BUSY) continue;
-      const elapsedMs = (now - (header[STARTED_MS]! >>> 0)) >>> 0;
+      const elapsedMs = elapsedSince(header[STARTED_MS]! >>> 0, now);
       if (elapsedMs < deadlineMs) continue;
       if (Atomics.compareExchange(header, STATE, BUSY, RESCUED) !== BUSY) continue;
       // From here the worker discards its answer and exits (see WorkerSlot.end), so the bytes
@@ -105,6 +117,6 @@ export class WorkerWatch {
   busyForMs(slot: number): number {
     const header = new Int32Array(this.buffer.sab, slot * SLOT_BYTES, HEADER_INTS);
     if (Atomics.load(header, STATE) !== BUSY) return 0;
-    return (nowMs() - (header[STARTED_MS]! >>> 0)) >>> 0;
+    return elapsedSince(header[STARTED_MS]! >>> 0, monotonicMs());
   }
 }

@@ -1,0 +1,200 @@
+/**
+ * The cgroup v2 tier: the views live on cgroup v2, in one QEMU guest per kernel (Debian 12's 6.1
+ * and bookworm-backports' 6.12). Each guest boots once and runs every check in one batch
+ * (test/fixtures/v2-guest/run-checks.sh); each check here asserts on what real programs printed in
+ * it. The two guests boot at the same time: with one host thread each (single-threaded TCG) they
+ * share this machine's 2 cores, 225-230 s for both together.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { cpuAndMemoryChecks, type Machine, type Variant } from '../integration/conformance/program-checks.js';
+import { meminfoFields, parseFree, parseSections, section } from '../integration/conformance/program-output.js';
+import { type GuestRun, guestKernels, runGuest } from './guest.js';
+
+const MiB = 1024 * 1024;
+/** Per guest, both booting at once; a guest past it is killed and its console shown. */
+const guestDeadlineMs = 480_000;
+const isRoot = process.getuid?.() === 0;
+if (!isRoot && process.env.CI === 'true') throw new Error('the v2 tier must run as root in CI');
+
+const kernels = isRoot ? guestKernels() : [];
+const runs = new Map(kernels.map((k) => [k.name, runGuest(k, guestDeadlineMs)]));
+// A failed boot is reported by the tests of its kernel, not as an unhandled rejection.
+for (const run of runs.values()) run.catch(() => undefined);
+
+const consoleTail = (run: GuestRun) => run.console.split('\n').slice(-60).join('\n');
+
+/** The sections a check printed, after asserting it ran to its end. */
+function checkOutput(run: GuestRun, name: string): Map<string, string> {
+  const check = run.checks.get(name);
+  assert.ok(check, `the guest never finished check ${name}; console:\n${consoleTail(run)}`);
+  assert.equal(check.rc, 0, `check ${name} exited ${check.rc}:\n${check.stderr}\n${check.stdout}`);
+  const out = parseSections(check.stdout);
+  assert.ok(out.has('end'), `check ${name} stopped early:\n${check.stdout}\n${check.stderr}`);
+  return out;
+}
+
+/** `some`/`full` -> the total= of a PSI file. */
+function psiTotals(text: string): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^(some|full) avg10=[\d.]+ avg60=[\d.]+ avg300=[\d.]+ total=(\d+)$/.exec(line);
+    if (m) totals.set(m[1]!, Number(m[2]));
+  }
+  assert.ok(totals.has('some'), `not a PSI file:\n${text}`);
+  return totals;
+}
+
+/** A sandbox with one visible CPU (every variant here), no busy phase. */
+const limits = (affinity: number, quotaCpus: number | null, memoryMiB: number): Variant => ({
+  args: [],
+  n: 1,
+  affinity,
+  quotaCpus,
+  memoryBytes: memoryMiB * MiB,
+  busySeconds: 0,
+  busyProcs: 0,
+});
+
+const expectedRelease: Record<string, RegExp> = { debian12: /^6\.1\./, backports: /^6\.12\./ };
+
+for (const kernel of kernels) {
+  describe(`cgroup v2 guest: ${kernel.name}`, () => {
+    let run: GuestRun;
+    let guest: Machine;
+    let guestCpus = 0;
+    before(async () => {
+      run = await runs.get(kernel.name)!;
+      assert.ok(!run.timedOut, `the guest hung: killed after ${run.seconds} s; console:\n${consoleTail(run)}`);
+      const meminfo = meminfoFields(run.files.get('guest-meminfo') ?? '');
+      guest = {
+        meminfo,
+        totalmem: meminfo.get('MemTotal')! * 1024,
+        mode: () => assert.fail('file modes are not collected in the guest'),
+      };
+      guestCpus = Number(run.files.get('guest-cpus'));
+    });
+
+    it('boots the kernel on cgroup v2 and runs every check to the end', (t) => {
+      t.diagnostic(`guest ran ${run.seconds.toFixed(0)} s`);
+      assert.match(run.files.get('kernel-release') ?? '', expectedRelease[kernel.name]!);
+      assert.match(run.console, /v2-guest: controllers cpuset cpu io memory pids/);
+      assert.match(run.console, /v2-guest: runner exited 0/, consoleTail(run));
+      assert.equal(guestCpus, 2, 'the guest has 2 CPUs');
+    });
+
+    // The v1 suite's CPU-count and memory checks, on what the same programs print here.
+    const variants: { check: string; what: string; variant: () => Variant }[] = [
+      {
+        check: 'conformance-quota',
+        what: 'memory.max 512M, cpu.max 1 CPU',
+        variant: () => limits(guestCpus, 1, 512),
+      },
+      {
+        check: 'conformance-cpuset',
+        what: 'memory.max 512M, cpuset 1',
+        variant: () => limits(1, null, 512),
+      },
+      {
+        // the parent's 192M and 0.5 CPU are tighter than the sandbox's 256M and 1.5 CPU
+        check: 'nested',
+        what: 'nested: parent memory.max 192M and cpu.max 0.5 under the sandbox\'s 256M and 1.5',
+        variant: () => limits(guestCpus, 0.5, 192),
+      },
+    ];
+    for (const { check, what, variant } of variants) {
+      describe(what, () => {
+        for (const c of cpuAndMemoryChecks) {
+          it(c.title(limits(1, null, 0)), (t) => {
+            c.run(checkOutput(run, check), variant(), guest, t);
+          });
+        }
+      });
+    }
+
+    it('memory.high below memory.max (Kubernetes MemoryQoS): MemTotal and free show memory.max', () => {
+      const out = checkOutput(run, 'memory-high');
+      const max = Number(section(out, 'memory-max'));
+      const high = Number(section(out, 'parent-memory-high'));
+      assert.ok(high < max, `memory.high ${high} < memory.max ${max}`);
+      assert.equal(meminfoFields(section(out, 'meminfo')).get('MemTotal'), max / 1024);
+      assert.equal(parseFree(section(out, 'free-b')).mem.total, max);
+    });
+
+    it('sysinfo(2): busybox free and ctypes sysinfo show the limit, as /proc/meminfo does', () => {
+      const out = checkOutput(run, 'sysinfo');
+      const memTotal = meminfoFields(section(out, 'meminfo')).get('MemTotal')! * 1024;
+      assert.equal(memTotal, 256 * MiB);
+      assert.equal(parseFree(section(out, 'busybox-free')).mem.total, memTotal, 'busybox free total');
+      const [totalram, freeram, uptime, procs] = section(out, 'ctypes-sysinfo').split(' ').map(Number);
+      assert.equal(totalram, memTotal, 'sysinfo totalram');
+      assert.ok(freeram! > 0 && freeram! <= totalram!, `sysinfo freeram ${freeram}`);
+      const [procUptime] = section(out, 'proc-uptime').split(' ').map(Number);
+      assert.ok(uptime! <= procUptime! + 1, `sysinfo uptime ${uptime} vs /proc/uptime ${procUptime}`);
+      assert.ok(procs! >= 1 && procs! < 20, `sysinfo procs ${procs}: the sandbox's`);
+    });
+
+    it('/proc/pressure/{cpu,memory,io} are the cgroup\'s own PSI files, read between two reads of them', () => {
+      const out = checkOutput(run, 'pressure');
+      for (const resource of ['cpu', 'memory', 'io']) {
+        const beforeRead = psiTotals(section(out, `cgroup-${resource}-before`));
+        const view = psiTotals(section(out, `view-${resource}`));
+        const afterRead = psiTotals(section(out, `cgroup-${resource}-after`));
+        for (const [kind, total] of view) {
+          assert.ok(
+            total >= beforeRead.get(kind)! && total <= afterRead.get(kind)!,
+            `${resource} ${kind} total=${total} outside the cgroup's ${beforeRead.get(kind)}..${afterRead.get(kind)}`,
+          );
+        }
+      }
+      // two busy processes under a 0.5 CPU quota waited for CPU
+      assert.ok(psiTotals(section(out, 'view-cpu')).get('some')! > 0, 'cpu pressure after throttled work');
+    });
+
+    it('/proc/diskstats shows the I/O this cgroup did to the virtio disk, from io.stat', () => {
+      const out = checkOutput(run, 'diskstats');
+      const [major, minor] = section(out, 'device').trim().split(':');
+      const io = new Map(
+        section(out, 'io-stat')
+          .split('\n')
+          .filter((l) => l.startsWith(`${major}:${minor} `))
+          .flatMap((l) => l.split(' ').slice(1).map((kv) => kv.split('=') as [string, string])),
+      );
+      assert.ok(Number(io.get('rios')) >= 64 && Number(io.get('wios')) >= 32, `io.stat ${[...io]}`);
+      const line = (text: string) => {
+        const row = text
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/))
+          .find((f) => f[0] === major && f[1] === minor);
+        assert.ok(row, `no ${major}:${minor} line in /proc/diskstats:\n${text}`);
+        return row;
+      };
+      const before = line(section(out, 'diskstats-before'));
+      assert.deepEqual(before.slice(3, 11).map(Number), [0, 0, 0, 0, 0, 0, 0, 0], 'a new cgroup has done no I/O');
+      const after = line(section(out, 'diskstats-after'));
+      assert.equal(after[2], 'vda');
+      assert.equal(Number(after[3]), Number(io.get('rios')), 'reads completed');
+      assert.equal(Number(after[5]), Number(io.get('rbytes')) / 512, 'sectors read');
+      assert.equal(Number(after[7]), Number(io.get('wios')), 'writes completed');
+      assert.equal(Number(after[9]), Number(io.get('wbytes')) / 512, 'sectors written');
+    });
+
+    it('in-place changes of memory.max and cpu.max reach a reader looping on the view within seconds', (t) => {
+      const out = checkOutput(run, 'resize');
+      const [memMax, quota, period] = section(out, 'limits').split(' ').map(Number);
+      const cpus = Math.ceil(quota! / period!);
+      const [beforeMem, beforeOnline, beforeCpus] = section(out, 'before').split(' ');
+      assert.equal(Number(beforeMem), 512 * 1024);
+      assert.deepEqual([beforeOnline, Number(beforeCpus)], ['0', 1]);
+      const [afterMem, afterOnline, afterCpus] = section(out, 'after').split(' ');
+      assert.equal(Number(afterMem), memMax! / 1024, 'MemTotal after memory.max changed');
+      assert.equal(Number(afterCpus), cpus, 'cpuinfo after cpu.max changed');
+      assert.equal(afterOnline, `0-${cpus - 1}`);
+      const seconds = Number(section(out, 'seconds'));
+      t.diagnostic(`new limits seen after ${seconds.toFixed(2)} s, ${section(out, 'reads')} reads`);
+      assert.ok(seconds <= 5, `the new limits took ${seconds} s to show`);
+      assert.equal(parseFree(section(out, 'free-b')).mem.total, memMax);
+      assert.equal(Number(section(out, 'nproc-getconf')), cpus);
+    });
+  });
+}
