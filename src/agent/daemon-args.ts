@@ -38,7 +38,17 @@ export interface DaemonArgs {
   sysinfoSocket: string | null;
   /** The kubelet's seccomp directory, where the Localhost profile for the syscall view is written. */
   seccompProfileDir: string | null;
+  /** Take the live connection over from an agent that serves the mountpoint (false: refuse to start). */
+  takeover: boolean;
+  /** How long that agent has to answer before this one mounts a new view over its mountpoint. */
+  takeoverTimeoutMs: number;
+  /** After handing the connection over: exit (0), or wait for SIGTERM (a DaemonSet would restart an exited agent). */
+  afterHandover: AfterHandover;
 }
+
+export const afterHandoverModes = ['exit', 'wait'] as const;
+export type AfterHandover = (typeof afterHandoverModes)[number];
+export const DEFAULT_TAKEOVER_TIMEOUT_S = 5;
 
 export type ParsedDaemonArgs = { kind: 'run'; args: DaemonArgs } | { kind: 'help' } | { kind: 'version' };
 
@@ -102,6 +112,16 @@ The syscall view (see docs/syscall-view.md; off unless a socket is given):
                             (RuntimeDefault's rules, with sysinfo sent to PATH) into the kubelet's
                             seccomp directory DIR (normally /var/lib/kubelet/seccomp), for pods the
                             webhook gives the syscall view (its --sysinfo)
+
+Upgrades (see docs/resilience.md#takeover):
+      --no-takeover         refuse to start on a mountpoint a live agent serves (by default the new
+                            agent takes the live connection over from it: containers notice nothing)
+      --takeover-timeout S  how long the live agent has to answer (default ${DEFAULT_TAKEOVER_TIMEOUT_S}); if it does not,
+                            a new view is mounted over its mountpoint and its containers are repaired
+                            onto it once it stops
+      --after-handover MODE what an agent does once a newcomer took its connection over: exit (default,
+                            code 0) or wait (until SIGTERM, then exit 0 without unmounting: for a
+                            DaemonSet, which would restart an agent that exits)
 `;
 
 export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
@@ -140,6 +160,9 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
     unbindOnStop: values['unbind-on-stop'] ?? false,
     sysinfoSocket: null,
     seccompProfileDir: null,
+    takeover: !(values['no-takeover'] ?? false),
+    takeoverTimeoutMs: DEFAULT_TAKEOVER_TIMEOUT_S * 1000,
+    afterHandover: 'exit',
   };
   for (const option of (values.o?.[0] ?? '').split(',').filter(Boolean)) applyMountOption(args, option);
   if (values['log-level'] !== undefined) {
@@ -163,6 +186,15 @@ export function parseDaemonArgs(argv: string[]): ParsedDaemonArgs {
   }
   if (values['repair-interval'] !== undefined) {
     args.repairIntervalMs = positiveInteger('--repair-interval', values['repair-interval'], 0, 86_400) * 1000;
+  }
+  if (values['takeover-timeout'] !== undefined) {
+    args.takeoverTimeoutMs = positiveInteger('--takeover-timeout', values['takeover-timeout'], 1, 600) * 1000;
+  }
+  if (values['after-handover'] !== undefined) {
+    if (!afterHandoverModes.includes(values['after-handover'] as AfterHandover)) {
+      throw new UsageError(`--after-handover must be one of ${afterHandoverModes.join(', ')}`);
+    }
+    args.afterHandover = values['after-handover'] as AfterHandover;
   }
   if (values['health-address'] !== undefined) {
     try {
@@ -215,6 +247,9 @@ function parse(argv: string[]) {
       'unbind-on-stop': { type: 'boolean' },
       'sysinfo-socket': { type: 'string' },
       'seccomp-profile-dir': { type: 'string' },
+      'no-takeover': { type: 'boolean' },
+      'takeover-timeout': { type: 'string' },
+      'after-handover': { type: 'string' },
       // LXCFS accepts -s (single-threaded, ignored since it is always multithreaded).
       s: { type: 'boolean', short: 's' },
     },

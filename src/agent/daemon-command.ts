@@ -5,21 +5,23 @@
  * and every container's bind mount of the view survive a crash of the serving process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../common/log.js';
 import { defaultViewOptions } from '../common/options.js';
 import { packageVersion } from '../common/version.js';
-import { type NegotiatedSession, negotiateInit } from '../fuse/init.js';
-import { MountError, mountFuse, openFuseDevice, unmount } from '../fuse/mount.js';
+import { MountError, unmount } from '../fuse/mount.js';
 import { type DaemonArgs, daemonUsage, parseDaemonArgs, UsageError } from './daemon-args.js';
 import { readMountinfo } from './mountinfo.js';
 import { canonicalMountpoint, cgroupNamespaceProblem, prepareMountpoint, requireRoot, StartupError } from './preflight.js';
 import { unbindForStop } from './repair/planned-stop.js';
 import { RepairWatcher } from './repair/repair-watcher.js';
 import { topmostAt } from './repair/view-mounts.js';
-import { type RepairTotalsMessage, SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
+import { type RepairTotalsMessage, type ResendMessage, SERVE_CONFIG_ENV, type ServeConfig } from './serve-config.js';
+import { acquireConnection } from './takeover/acquire-connection.js';
+import { handoverSocketPath } from './takeover/handover-protocol.js';
+import { HandoverServer } from './takeover/handover-server.js';
 import { ensureSharedParent } from './shared-parent.js';
 import { sizeInflightFile } from '../syscall/inflight-record.js';
 import { ListenerHub } from '../syscall/listener-hub.js';
@@ -78,30 +80,22 @@ function inflightRecordFile(): number {
 async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
   requireRoot();
   const mountpoint = canonicalMountpoint(args.mountpoint);
-  prepareMountpoint(mountpoint, args.allowNonEmpty, log);
+  const live = prepareMountpoint(mountpoint, args.allowNonEmpty, log);
   if (args.shareParent) ensureSharedParent(mountpoint, log);
-  const fd = openFuseDevice();
-  mountFuse({ fd, mountpoint, source: 'lxcfs', subtype: 'lxcfs', options: ['ro', 'default_permissions'] });
-  let session: NegotiatedSession;
-  try {
-    session = negotiateInit(fd, { requestTimeoutSec: args.requestTimeoutSec });
-  } catch (err) {
-    unmount(mountpoint, true);
-    throw new MountError(`FUSE INIT failed: ${(err as Error).message}`);
-  }
-  const mountedAtMs = Date.now();
+  const connection = await acquireConnection(mountpoint, live, args, packageVersion(), log);
+  const { fd, session, mountedAtMs } = connection;
   log.info(
     {
       mountpoint,
       fuseMinor: session.minor,
       resend: session.canResend,
       requestTimeoutSec: session.requestTimeoutSec,
+      ...(connection.takeover && { takenOverFrom: connection.takeover.connection.offer.pid }),
     },
-    'mounted',
+    connection.takeover ? 'taking over the live connection' : 'mounted',
   );
   const cgroupProblem = cgroupNamespaceProblem(defaultViewOptions.procRoot);
   if (cgroupProblem) log.error({ mountpoint }, cgroupProblem);
-  if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`, { mode: 0o644 });
   // The connection's device number: every bind of this view in any container shows it.
   const liveDevice = topmostAt(readMountinfo(), mountpoint)?.device;
   if (!liveDevice) log.warn({ mountpoint }, 'the new mount is not in the mount table; containers will not be repaired');
@@ -126,15 +120,26 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     sysinfo: args.sysinfoSocket !== null,
   };
   // The syscall view's listeners and in-flight record live here, beside the FUSE descriptor.
-  const inflightFd = args.sysinfoSocket !== null ? inflightRecordFile() : null;
+  const inflightFd = args.sysinfoSocket !== null ? (connection.inflightFd ?? inflightRecordFile()) : connection.inflightFd;
+  if (args.sysinfoSocket === null && connection.listeners.length > 0) {
+    log.warn(
+      { listeners: connection.listeners.length },
+      'the agent taken over from served sysinfo(2) and this one runs without --sysinfo-socket: those containers\' sysinfo calls fail (ENOSYS) from now on',
+    );
+  }
 
   return new Promise<number>((resolveExit) => {
     let child: ChildProcess | null = null;
-    let generation = 0;
+    let generation = connection.generation;
+    /** serving; handing-over: a newcomer is taking the connection; handed-over: it has it. */
+    let phase: 'serving' | 'handing-over' | 'handed-over' = 'serving';
+    /** Set while the serving process is stopped for a newcomer: it is not replaced then. */
+    let heldBack = false;
     let stopping = false;
     let restartDelay = 0;
     let startedAt = 0;
     let ready = false;
+    let whenReady: { resolve: () => void; reject: (err: Error) => void } | null = null;
     // Repairs start right away: a re-bound file answers as soon as the serving process is up.
     const watcher =
       args.repair && liveDevice
@@ -166,8 +171,12 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       const message: ListenersMessage = { type: 'seccomp-listeners', fds };
       child.send(message);
     };
+    const askForResend = () => {
+      const message: ResendMessage = { type: 'resend' };
+      if (child?.connected) child.send(message);
+    };
 
-    const startServer = () => {
+    const startServer = (withListeners = true) => {
       const config: ServeConfig = { ...baseConfig, generation };
       startedAt = Date.now();
       ready = false;
@@ -184,17 +193,20 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       });
       const thisChild = child;
       // Every listener held goes to each new serving process at once: their callers are waiting.
-      if (hub) sendListeners(hub.listeners().map((l) => l.fd));
+      if (hub && withListeners) sendListeners(hub.listeners().map((l) => l.fd));
       thisChild.on('message', (msg: { type?: string; fd?: number }) => {
         if (msg.type === 'seccomp-release' && hub) hub.release((msg as ReleaseMessage).fd);
         if (msg.type !== 'ready') return;
         ready = true;
         log.info({ serverPid: thisChild.pid, generation: config.generation }, 'serving');
         sendRepairTotals();
+        whenReady?.resolve();
+        whenReady = null;
       });
       thisChild.on('exit', (code, signal) => {
         if (child === thisChild) child = null;
-        if (stopping) return;
+        if (!ready) whenReady?.reject(new Error(`the serving process exited (${signal ?? code}) before it served`));
+        if (stopping || heldBack || phase === 'handed-over') return;
         if (code === 0) {
           // The serving process only exits by itself when the connection is gone: someone
           // unmounted the view (or aborted the connection) behind our back. Nothing left to serve.
@@ -202,7 +214,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
           void watcher?.stop();
           log.error({ mountpoint }, 'the FUSE connection was closed from outside (unmounted or aborted); exiting');
           closeSync(fd);
-          if (args.pidfile) rmSync(args.pidfile, { force: true });
+          removeOwnPidfile();
           resolveExit(1);
           return;
         }
@@ -216,14 +228,98 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
         );
         generation++;
         setTimeout(() => {
-          if (!stopping) startServer();
+          if (!stopping && !heldBack && phase !== 'handed-over') startServer();
         }, restartDelay);
       });
     };
+    /** Resolves when the current serving process serves; rejects if it dies first. */
+    const serverReady = () =>
+      new Promise<void>((resolve, reject) => {
+        if (ready) resolve();
+        else whenReady = { resolve, reject };
+      });
+
+    const removeOwnPidfile = () => {
+      if (!args.pidfile) return;
+      try {
+        // After a takeover the file may name the newcomer already.
+        if (readFileSync(args.pidfile, 'utf8').trim() === String(process.pid)) rmSync(args.pidfile, { force: true });
+      } catch {
+        // gone already
+      }
+    };
+
+    const handover = liveDevice
+      ? new HandoverServer(
+          handoverSocketPath(mountpoint),
+          packageVersion(),
+          {
+            offer: () => {
+              phase = 'handing-over';
+              // Listeners that arrive from here on would be the newcomer's to know about.
+              hub?.stop();
+              return {
+                generation,
+                fuseFd: fd,
+                inflightFd,
+                listeners: (hub?.listeners() ?? []).map(({ fd: lfd, pid, id, metadata, listenerIndex }) => ({
+                  fd: lfd,
+                  pid,
+                  id,
+                  metadata,
+                  listenerIndex,
+                })),
+                session,
+                mountedAtMs,
+              };
+            },
+            stopServing: async () => {
+              heldBack = true;
+              const running = child as ChildProcess | null;
+              if (!running || running.exitCode !== null || running.signalCode !== null) return;
+              const gone = new Promise((resolve) => running.once('exit', resolve));
+              running.kill('SIGKILL');
+              await gone;
+            },
+            resume: () => {
+              phase = 'serving';
+              heldBack = false;
+              if (stopping) return;
+              if (child) askForResend();
+              else {
+                generation++;
+                startServer();
+              }
+              void startSyscallView(false);
+            },
+            handedOver: (newcomerPid) => {
+              phase = 'handed-over';
+              stopping = true;
+              void watcher?.stop();
+              removeOwnPidfile();
+              if (args.afterHandover === 'wait') {
+                log.info({ newcomerPid }, 'handed over: waiting for SIGTERM (--after-handover wait); the view stays mounted');
+                // Only the stop signal ends this process now.
+                setInterval(() => undefined, 1 << 30);
+                return;
+              }
+              log.info({ newcomerPid }, 'handed over: exiting; the view stays mounted');
+              resolveExit(0);
+            },
+          },
+          log.child({ component: 'handover' }),
+        )
+      : null;
 
     const stop = async (signal: string) => {
+      if (phase === 'handed-over') {
+        log.info({ signal }, 'stopped (the connection was handed over: nothing is unmounted)');
+        resolveExit(0);
+        return;
+      }
       if (stopping) return;
       stopping = true;
+      handover?.stop();
       hub?.stop();
       await watcher?.stop();
       if (args.unbindOnStop && liveDevice) {
@@ -235,12 +331,19 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
           new Promise((resolve) => setTimeout(resolve, UNBIND_TIMEOUT_MS).unref()),
         ]);
       }
-      log.info({ signal, mountpoint }, 'stopping: unmounting');
-      const result = unmount(mountpoint, true);
-      if (!result.ok) log.error({ mountpoint, message: result.message }, 'unmount failed');
+      // A newer agent that could not take over may have mounted its own view over ours: the
+      // topmost mount on the path is then its, and must stay.
+      const top = topmostAt(readMountinfo(), mountpoint);
+      if (top && liveDevice && top.device !== liveDevice) {
+        log.info({ signal, mountpoint, covering: top.device }, 'stopping: another view is mounted over ours; leaving the mounts as they are');
+      } else {
+        log.info({ signal, mountpoint }, 'stopping: unmounting');
+        const result = unmount(mountpoint, true);
+        if (!result.ok) log.error({ mountpoint, message: result.message }, 'unmount failed');
+      }
       const finish = () => {
         closeSync(fd);
-        if (args.pidfile) rmSync(args.pidfile, { force: true });
+        removeOwnPidfile();
         log.info('stopped');
         resolveExit(0);
       };
@@ -255,11 +358,11 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     };
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
-    const startSyscallView = async () => {
+    const startSyscallView = async (writeProfile: boolean) => {
       if (!hub) return;
       try {
         await hub.start();
-        if (args.seccompProfileDir !== null) {
+        if (writeProfile && args.seccompProfileDir !== null) {
           const path = installSysinfoProfile(args.seccompProfileDir, args.sysinfoSocket!, nativeArch());
           log.info({ path, localhostProfile: sysinfoProfileName }, 'seccomp profile for the syscall view written');
         }
@@ -267,8 +370,48 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
         log.error({ err, socket: args.sysinfoSocket }, `the syscall view cannot start: ${(err as Error).message}`);
       }
     };
-    void startSyscallView();
-    startServer();
-    watcher?.start();
+    /** Everything that comes after the connection is ours alone. */
+    const serveAlone = () => {
+      if (args.pidfile) writeFileSync(args.pidfile, `${process.pid}\n`, { mode: 0o644 });
+      void startSyscallView(true);
+      watcher?.start();
+      handover?.start().catch((err: unknown) =>
+        log.warn({ err: (err as Error).message }, 'no handover socket: a newer agent will not be able to take over from this one'),
+      );
+    };
+
+    const takeover = connection.takeover;
+    if (!takeover) {
+      startServer();
+      serveAlone();
+      return;
+    }
+    // Takeover: our serving process starts beside the old one (both may answer requests of the
+    // same connection); the old one is stopped only once ours serves, and what it had read but
+    // not answered is resent to ours. Listeners go to ours only after the old one is gone: both
+    // would share the in-flight record.
+    hub?.adopt(connection.listeners);
+    startServer(false);
+    serverReady()
+      .then(() => takeover.confirm())
+      .then(() => {
+        askForResend();
+        if (hub) sendListeners(hub.listeners().map((l) => l.fd));
+        takeover.finish();
+        log.info(
+          { takenOverFrom: takeover.connection.offer.pid, takeoverMs: Date.now() - connection.takeoverStartedAt },
+          'took over the live connection: serving alone',
+        );
+        serveAlone();
+      })
+      .catch((err: unknown) => {
+        // The old agent serves on (it resumes whenever we go away before `done`).
+        log.error({ err: (err as Error).message }, 'takeover failed; exiting, the old agent keeps serving');
+        stopping = true;
+        const running = child as ChildProcess | null;
+        running?.kill('SIGKILL');
+        takeover.abandon();
+        resolveExit(1);
+      });
   });
 }

@@ -5,7 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'no
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { unmount } from '../fuse/mount.js';
-import { mountsAt, readMountinfo } from './mountinfo.js';
+import { type MountEntry, mountsAt, readMountinfo } from './mountinfo.js';
 import { probeConnectionSync } from './repair/path-probe.js';
 
 export class StartupError extends Error {}
@@ -30,10 +30,11 @@ export function canonicalMountpoint(path: string): string {
 
 /**
  * Makes `mountpoint` ready to mount on: creates it if missing, detaches a dead FUSE mount left by
- * a crashed instance, and refuses a live instance's mountpoint or (without -o nonempty) a
- * directory that has files in it.
+ * a crashed instance, and refuses (without -o nonempty) a directory that has files in it.
+ * Returns the live FUSE mount on it, if one serves there (the caller takes over or refuses);
+ * the emptiness check does not apply then.
  */
-export function prepareMountpoint(mountpoint: string, allowNonEmpty: boolean, log: Logger): void {
+export function prepareMountpoint(mountpoint: string, allowNonEmpty: boolean, log: Logger): MountEntry | null {
   // A crashed instance can leave several dead mounts stacked on one another.
   for (let attempt = 0; attempt < 8; attempt++) {
     try {
@@ -75,11 +76,7 @@ export function prepareMountpoint(mountpoint: string, allowNonEmpty: boolean, lo
     log.warn({ mountpoint }, 'detached a dead FUSE mount left behind by an instance that stopped without unmounting');
     top = mountsAt(readMountinfo(), mountpoint).at(-1);
   }
-  if (top?.fstype.startsWith('fuse')) {
-    throw new StartupError(
-      `${mountpoint} is already served by a running FUSE filesystem (${top.fstype}, source ${top.source}); stop that instance first (or unmount it: umount -l ${mountpoint}), or pick another mountpoint`,
-    );
-  }
+  if (top?.fstype.startsWith('fuse')) return top;
   if (!allowNonEmpty) {
     const entries = readdirSync(mountpoint);
     if (entries.length > 0) {
@@ -88,6 +85,12 @@ export function prepareMountpoint(mountpoint: string, allowNonEmpty: boolean, lo
       );
     }
   }
+  return null;
+}
+
+/** Why a start on a live instance's mountpoint is refused, and what to do instead. */
+export function alreadyServedMessage(mountpoint: string, live: MountEntry, why: string): string {
+  return `${mountpoint} is already served by a running FUSE filesystem (${live.fstype}, source ${live.source}) and ${why}; stop that instance first (or unmount it: umount -l ${mountpoint}), or pick another mountpoint`;
 }
 
 /**

@@ -34,3 +34,8 @@ export interface RepairTotalsMessage {
   readonly type: 'repairs';
   readonly totals: Readonly<Record<RepairResult, number>>;
 }
+
+/** Sent by the supervisor after a takeover: requests the old agent's serving process had read go back to the queue. */
+export interface ResendMessage {
+  readonly type: 'resend';
+}

@@ -19,6 +19,7 @@ import { AgentMetrics } from './metrics.js';
 import { SyscallView, type ListenersMessage, type ReleaseMessage } from '../syscall/syscall-view.js';
 import {
   type RepairTotalsMessage,
+  type ResendMessage,
   SERVE_CONFIG_ENV,
   SERVE_FUSE_FD,
   SERVE_INFLIGHT_FD,
@@ -34,25 +35,31 @@ if (!config) {
 }
 const log = createLogger(config.logLevel, { role: 'server', generation: config.generation });
 
-if (config.generation > 0) {
-  if (config.session.canResend) {
-    // Requests the previous process had read but not answered go back to the queue, so their
-    // callers get an answer from us instead of an error.
-    const notify = Buffer.alloc(StructSize.OUT_HEADER);
-    writeOutHeader(notify, notify.length, 0, 0n);
-    notify.writeInt32LE(NotifyCode.RESEND, 4);
-    try {
-      writeSync(SERVE_FUSE_FD, notify);
-      log.info('asked the kernel to resend requests left unanswered by the previous serving process');
-    } catch (err) {
-      log.warn({ err }, 'resend of in-flight requests refused by the kernel');
-    }
-  } else {
+/**
+ * Requests a serving process before us had read but not answered go back to the queue, so their
+ * callers get an answer from us instead of an error: at start after a crash, and when asked to
+ * after a takeover (the old agent's process is gone only once we already serve).
+ */
+function askForResend(after: string): void {
+  if (!config!.session.canResend) {
     log.warn(
+      { after },
       'this kernel cannot resend in-flight requests (FUSE < 7.40): callers that were waiting on the previous serving process got an error',
     );
+    return;
+  }
+  const notify = Buffer.alloc(StructSize.OUT_HEADER);
+  writeOutHeader(notify, notify.length, 0, 0n);
+  notify.writeInt32LE(NotifyCode.RESEND, 4);
+  try {
+    writeSync(SERVE_FUSE_FD, notify);
+    log.info({ after }, 'asked the kernel to resend requests left unanswered by the previous serving process');
+  } catch (err) {
+    log.warn({ err }, 'resend of in-flight requests refused by the kernel');
   }
 }
+
+if (config.generation > 0) askForResend('restart');
 
 const shared = createSharedViewState(config.view);
 // -l: per-container load averages, sampled on this (main) thread, read by the request workers.
@@ -140,8 +147,9 @@ process.on('disconnect', () => leaveNow('supervisor is gone'));
 pool.start();
 // The supervisor repairs containers and sends its running totals here, where /metrics is served.
 let repairs: Readonly<Record<string, number>> = {};
-process.on('message', (msg: Partial<RepairTotalsMessage> | ListenersMessage) => {
+process.on('message', (msg: Partial<RepairTotalsMessage> | ListenersMessage | ResendMessage) => {
   if (msg.type === 'repairs' && 'totals' in msg && msg.totals) repairs = msg.totals;
+  if (msg.type === 'resend') askForResend('takeover');
   if (msg.type === 'seccomp-listeners' && 'fds' in msg) syscallView?.add(msg.fds);
 });
 if (config.healthAddress) {

@@ -66,6 +66,7 @@ const execveFn = libc.func('int execve(const char *path, const char **argv, cons
 const signalFn = libc.func('void *signal(int sig, void *handler)');
 const fcntlFn = libc.func('int fcntl(int fd, int cmd, long arg)');
 const mmapFn = libc.func('void *mmap(void *addr, unsigned long length, int prot, int flags, int fd, long offset)');
+const getsockoptFn = libc.func('int getsockopt(int fd, int level, int name, void *value, void *length)');
 
 function check(call: string, result: number | bigint): number {
   const value = Number(result);
@@ -251,6 +252,26 @@ export function mapShared(fd: number, length: number): Buffer {
     throw new NativeError('mmap', koffi.errno());
   }
   return Buffer.from(koffi.view(pointer, length));
+}
+
+const SO_PEERCRED = 17;
+
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * getsockopt(SO_PEERCRED) of a connected Unix socket: who is on the other end, as the kernel
+ * recorded it at connect time (it cannot be forged by the peer).
+ */
+export function peerCredentials(fd: number): PeerCredentials {
+  const cred = Buffer.alloc(12);
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(cred.length, 0);
+  check('getsockopt(SO_PEERCRED)', getsockoptFn(fd, SOL_SOCKET, SO_PEERCRED, cred, length));
+  return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
 }
 
 /** The address of a Buffer's memory (for structures that hold pointers). */

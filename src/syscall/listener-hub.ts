@@ -10,10 +10,11 @@
  * paused (libuv never reads it) and its one message is taken with recvmsg(2) on the raw
  * descriptor, which is how the passed descriptors can be received at all in Node.
  */
-import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../common/log.js';
+import { removeStaleSocket } from '../common/unix-socket.js';
 import { closeFd, receiveWithFds } from '../native/libc.js';
 import { type ListenerRegistration, MAX_STATE_BYTES, parseContainerState } from './container-state.js';
 
@@ -57,7 +58,8 @@ export class ListenerHub {
 
   /** Starts listening; a stale socket file left by a dead instance is replaced, a live one refused. */
   async start(): Promise<void> {
-    await removeStaleSocket(this.socketPath);
+    if (this.server) return;
+    await removeStaleSocket(this.socketPath, 'another lxcfs-ts instance serves sysinfo on this socket');
     mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
     const server = createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
     server.maxConnections = 4096;
@@ -73,6 +75,12 @@ export class ListenerHub {
     server.on('error', (err) => this.log.error({ err, socket: this.socketPath }, 'sysinfo socket failed'));
     this.server = server;
     this.log.info({ socket: this.socketPath }, 'serving seccomp listeners for sysinfo(2)');
+  }
+
+  /** Holds listeners taken over from the agent this one replaces (copies of its descriptors). */
+  adopt(listeners: readonly HeldListener[]): void {
+    for (const listener of listeners) this.held.set(listener.fd, listener);
+    if (listeners.length > 0) this.log.info({ listeners: listeners.length }, 'seccomp listeners taken over');
   }
 
   /** Called when the serving process found a listener's containers all gone (POLLHUP). */
@@ -179,20 +187,4 @@ function closeQuietly(fd: number): void {
   } catch {
     // already closed
   }
-}
-
-/** Removes a socket file nobody answers on; refuses to take over one a live process serves. */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket; remove it or pick another --sysinfo-socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = createConnection(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`${path}: another lxcfs-ts instance serves sysinfo on this socket`);
-  rmSync(path, { force: true });
 }

@@ -91,11 +91,11 @@ test('a non-empty directory is refused unless -o nonempty', async (t) => {
   }
 });
 
-test('a mountpoint served by a live instance is refused', async (t) => {
+test('with --no-takeover, a mountpoint served by a live instance is refused', async (t) => {
   if (!needsRoot(t)) return;
   const daemon = await startDaemon();
   try {
-    const second = runCli([daemon.mountpoint]);
+    const second = runCli(['--no-takeover', daemon.mountpoint]);
     assert.equal(second.status, 1);
     assert.match(second.stderr, /already served by a running FUSE filesystem \(fuse\.lxcfs/);
     assert.ok(isMounted(daemon.mountpoint), 'the first instance still serves');

@@ -2,7 +2,7 @@
  * A reader run inside a sandbox: opens, reads and closes view files in a tight loop (rotating
  * through FILES) until DURATION_MS have passed or MAX_READS reads were made (0: no limit), checking
  * each content against EXPECT (a regular expression, `-` for none). Prints `reading` once it has
- * read once, then {reads, failures, wrong, maxMs, ms, errors} as JSON.
+ * read once, then {reads, failures, wrong, maxMs, p99Ms, ms, errors} as JSON.
  *   node view-reader.js FILES DURATION_MS MAX_READS EXPECT [GATE MAX_READS_2]
  * With GATE, it then waits (idle) until the file GATE exists and does a second round of
  * MAX_READS_2 reads, printing a second JSON line: the same process, so the same caller, for both.
@@ -22,6 +22,7 @@ function round(maxReads: number): void {
   /** The first read that did not match, so a failing test can show what was read instead. */
   let firstWrong: string | undefined;
   let maxMs = 0;
+  const latencies: number[] = [];
   const errors: Record<string, number> = {};
   const started = Date.now();
   const end = started + duration;
@@ -53,9 +54,13 @@ function round(maxReads: number): void {
       const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
       errors[code] = (errors[code] ?? 0) + 1;
     }
-    maxMs = Math.max(maxMs, performance.now() - t0);
+    const ms = performance.now() - t0;
+    maxMs = Math.max(maxMs, ms);
+    latencies.push(ms);
   }
-  process.stdout.write(`${JSON.stringify({ reads, failures, wrong, maxMs, ms: Date.now() - started, errors, firstWrong })}\n`);
+  latencies.sort((a, b) => a - b);
+  const p99Ms = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] ?? 0;
+  process.stdout.write(`${JSON.stringify({ reads, failures, wrong, maxMs, p99Ms, ms: Date.now() - started, errors, firstWrong })}\n`);
 }
 
 round(Number(maxArg) || Infinity);
