@@ -22,8 +22,9 @@ import { type RepairTotalsMessage, type ResendMessage, SERVE_CONFIG_ENV, type Se
 import { acquireConnection } from './takeover/acquire-connection.js';
 import { handoverSocketPath } from './takeover/handover-protocol.js';
 import { HandoverServer } from './takeover/handover-server.js';
+import type { AdoptedConnection } from './takeover/takeover-client.js';
 import { ensureSharedParent } from './shared-parent.js';
-import { sizeInflightFile } from '../syscall/inflight-record.js';
+import { InflightRecord, sizeInflightFile } from '../syscall/inflight-record.js';
 import { ListenerHub } from '../syscall/listener-hub.js';
 import type { ListenersMessage, ReleaseMessage } from '../syscall/syscall-view.js';
 import { installSysinfoProfile, sysinfoProfileName } from '../syscall/seccomp-profile.js';
@@ -75,6 +76,12 @@ function inflightRecordFile(): number {
   unlinkSync(path);
   sizeInflightFile(fd);
   return fd;
+}
+
+/** A call the old agent's serving process had taken names its listener by the old agent's number. */
+function renumberInflightRecord(inflightFd: number, adopted: AdoptedConnection): void {
+  const renumbered = new Map(adopted.offer.listeners.map((l, i) => [l.fd, adopted.listeners[i]!.fd]));
+  new InflightRecord(inflightFd).renumber(renumbered);
 }
 
 async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
@@ -395,6 +402,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     serverReady()
       .then(() => takeover.confirm())
       .then(() => {
+        // The old serving process is gone: nobody writes the in-flight record now.
+        if (inflightFd !== null) renumberInflightRecord(inflightFd, takeover.connection);
         askForResend();
         if (hub) sendListeners(hub.listeners().map((l) => l.fd));
         takeover.finish();

@@ -51,6 +51,15 @@ export class InflightRecord {
     this.notification.fill(0);
   }
 
+  /**
+   * After a takeover the listeners have other descriptor numbers in the new supervisor: the
+   * record must name the one the successor will look for. `renumbered` maps old to new.
+   */
+  renumber(renumbered: ReadonlyMap<number, number>): void {
+    const next = renumbered.get(this.map.readInt32LE(0));
+    if (next !== undefined) this.map.writeInt32LE(next, 0);
+  }
+
   /** The notification a previous serving process took (answered or not: ask the kernel), or null. */
   read(): { holderFd: number; notification: Notification } | null {
     const notification = decodeNotification(this.notification);

@@ -103,7 +103,6 @@ class NotifyLoop {
 
   run(): never {
     this.takeNewListeners();
-    this.finishInterrupted();
     this.post({ type: 'ready' });
     for (;;) {
       const ready = poll(this.pollfds, this.copies.length, POLL_TIMEOUT_MS);
@@ -186,13 +185,18 @@ class NotifyLoop {
     if (rc < 0 && -rc !== 2) this.log.warn({ errno: -rc }, 'NOTIF_SEND failed');
   }
 
-  /** A notification the previous serving process took but did not answer (it was killed). */
+  /**
+   * A notification the previous serving process took but did not answer (it was killed). Looked
+   * for again whenever listeners arrive: after a takeover they arrive after the start, and until
+   * the record's listener is among ours it is left as it is (it may be another process's still).
+   */
   private finishInterrupted(): void {
     const left = this.inflight.read();
     if (left === null) return;
-    this.inflight.end();
     const copy = this.copies.find((c) => c.holderFd === left.holderFd);
-    if (copy === undefined || !this.idValid(copy.fd, left.notification.id)) return;
+    if (copy === undefined) return;
+    this.inflight.end();
+    if (!this.idValid(copy.fd, left.notification.id)) return;
     this.log.info({ pid: left.notification.pid }, 'answering the sysinfo call the previous serving process left open');
     this.answer(copy.fd, left.notification);
     this.stats.recovered();
@@ -213,7 +217,9 @@ class NotifyLoop {
         }
       }
     }
-    if (changed) this.rebuildPollSet();
+    if (!changed) return;
+    this.rebuildPollSet();
+    this.finishInterrupted();
   }
 
   /**

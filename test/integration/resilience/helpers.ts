@@ -53,6 +53,11 @@ export class ViewNode {
     return daemon;
   }
 
+  /** Everything every daemon started here wrote so far. */
+  daemonLogs(): string {
+    return this.daemons.map((d) => d.stderr()).join('\n');
+  }
+
   /** A static probe binary, and a rootfs holding only it. */
   buildProbe(): { probe: string; rootfs: string } {
     const probe = join(this.work, 'probe');

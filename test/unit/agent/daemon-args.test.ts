@@ -39,3 +39,22 @@ describe('--uptime', () => {
     assert.throws(() => parseDaemonArgs(['--uptime', 'boot']), /--uptime must be one of container, host/);
   });
 });
+
+describe('takeover flags', () => {
+  it('takes over within 5 s and exits after a handover by default', () => {
+    const args = run(['/v']);
+    assert.equal(args.takeover, true);
+    assert.equal(args.takeoverTimeoutMs, 5000);
+    assert.equal(args.afterHandover, 'exit');
+  });
+
+  it('takes each one, and refuses what they cannot mean', () => {
+    const args = run(['--no-takeover', '--takeover-timeout', '2', '--after-handover', 'wait', '/v']);
+    assert.equal(args.takeover, false);
+    assert.equal(args.takeoverTimeoutMs, 2000);
+    assert.equal(args.afterHandover, 'wait');
+    assert.throws(() => parseDaemonArgs(['--takeover-timeout', '0']), UsageError);
+    assert.throws(() => parseDaemonArgs(['--takeover-timeout', '1.5']), UsageError);
+    assert.throws(() => parseDaemonArgs(['--after-handover', 'linger']), /exit, wait/);
+  });
+});

@@ -51,6 +51,20 @@ describe('the in-flight record', () => {
     closeSync(fd);
   });
 
+  it('renumbers its listener for a new supervisor after a takeover, and leaves other numbers alone', () => {
+    const fd = recordFile();
+    const old = new InflightRecord(fd);
+    old.beforeReceive(25);
+    kernelWrites(old.notification, { id: 5n, pid: 77, nr: 99, arch: 0xc000003e, arg0: 0n });
+    const newcomer = new InflightRecord(fd);
+    newcomer.renumber(new Map([[24, 31], [25, 32]]));
+    assert.equal(newcomer.read()?.holderFd, 32);
+    newcomer.renumber(new Map([[25, 40]]));
+    assert.equal(newcomer.read()?.holderFd, 32, 'a number the map does not name stays');
+    assert.equal(newcomer.read()?.notification.pid, 77, 'the notification itself is untouched');
+    closeSync(fd);
+  });
+
   it('keeps what a process stored before it was killed with SIGKILL', () => {
     const fd = recordFile();
     const module = new URL('../../../src/syscall/inflight-record.js', import.meta.url).href;
