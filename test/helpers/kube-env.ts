@@ -71,3 +71,22 @@ export function kubectlFor(kubeconfig: string): Kubectl {
   k.try = run;
   return k;
 }
+
+/**
+ * DaemonSet surge (`maxSurge`): beta and on by default from Kubernetes 1.22, GA in 1.25. The API
+ * servers built here are 1.20, which do not know the field and refuse `maxUnavailable: 0`: the
+ * install's surge rollout is then swapped for the one documented for such clusters.
+ */
+export function hasDaemonSetSurge(kubectl: Kubectl): boolean {
+  const version = JSON.parse(kubectl(['version', '-o', 'json'])) as { serverVersion: { major: string; minor: string } };
+  return Number(version.serverVersion.major) > 1 || Number.parseInt(version.serverVersion.minor, 10) >= 22;
+}
+
+/** deploy/components/rollout-without-surge's strategy. */
+export const rolloutWithoutSurge = { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } };
+
+/** The chart's values for the same (its README, agent.updateStrategy). */
+export const helmArgsWithoutSurge = [
+  '--set', 'agent.updateStrategy.rollingUpdate.maxSurge=0',
+  '--set', 'agent.updateStrategy.rollingUpdate.maxUnavailable=1',
+];

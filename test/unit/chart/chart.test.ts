@@ -89,6 +89,11 @@ describe('value sets with a kustomize counterpart: the same objects, the same li
     { name: 'agent.legacyLxcfsLayout = overlays/legacy-lxcfs', values: { agent: { legacyLxcfsLayout: true } }, deploy: () => render('deploy/overlays/legacy-lxcfs') },
     { name: 'webhook.tls.mode cert-manager = overlays/cert-manager', values: { webhook: { tls: { mode: 'cert-manager' } } }, deploy: () => render('deploy/overlays/cert-manager') },
     { name: 'agent.updateStrategy OnDelete = components/update-on-delete', values: { agent: { updateStrategy: { type: 'OnDelete' } } }, deploy: () => renderWithComponents('update-on-delete') },
+    {
+      name: 'agent.updateStrategy without surge = components/rollout-without-surge',
+      values: { agent: { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } } } },
+      deploy: () => renderWithComponents('rollout-without-surge'),
+    },
     // The configuration is also checked against `lxcfs-ts webhook --print-config --sysinfo`.
     { name: 'syscallView.enabled = components/sysinfo', values: { syscallView: { enabled: true } }, deploy: () => renderWithComponents('sysinfo'), check: true },
     {
@@ -139,7 +144,7 @@ describe('value sets of the chart alone', () => {
 
   test('agent flags: loadavg, cfs and unbind-on-stop off, swap hidden, extra flags before the mountpoint', () => {
     const objects = template({ agent: { loadavg: false, cfs: false, unbindOnStop: false, disableSwap: true, extraArgs: ['--threads=4'] } });
-    assert.deepEqual(agentOf(objects).container.args, ['-u', '--threads=4', '/var/lib/lxcfs-ts/lxcfs']);
+    assert.deepEqual(agentOf(objects).container.args, ['-u', '--after-handover', 'wait', '--threads=4', '/var/lib/lxcfs-ts/lxcfs']);
   });
 
   test('a view directory of its own: agent, probe, cleanup and webhook all move with it', () => {
@@ -219,7 +224,8 @@ describe('values the chart refuses, with a message naming them', () => {
     { values: { webhok: { replicas: 3 } }, message: /Additional property webhok is not allowed/ },
     { values: { webhook: { tls: { mode: 'certmanager' } } }, message: /webhook\.tls\.mode must be one of the following: "self", "cert-manager"/ },
     { values: { webhook: { timeoutSeconds: 30 } }, message: /webhook\.timeoutSeconds: Must be less than or equal to 10/ },
-    { values: { agent: { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1 } } } }, message: /Additional property maxSurge is not allowed/ },
+    { values: { agent: { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 2 } } } }, message: /maxSurge must be one of the following: 0, 1/ },
+    { values: { agent: { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxPods: 1 } } } }, message: /Additional property maxPods is not allowed/ },
     { values: { agent: { viewDir: 'lxcfs' } }, message: /agent\.viewDir: Does not match pattern/ },
     { values: { image: { pullPolicy: 'always' } }, message: /image\.pullPolicy must be one of the following/ },
     { values: { agent: { extraArgs: ['threads=4'] } }, message: /agent\.extraArgs\.0: Does not match pattern/ },

@@ -14,6 +14,7 @@ import {
   parseObjects,
   podSpecOf,
   render,
+  renderWithComponents,
 } from '../../helpers/kustomize.js';
 import { fixturePath, repoRoot } from '../../helpers/paths.js';
 import { agentOf, checkInstall, namespace, webhookOf } from './install-checks.js';
@@ -53,13 +54,19 @@ describe('the default install', () => {
     assert.equal(find(objects, 'PodDisruptionBudget', 'lxcfs-ts-webhook').apiVersion, 'policy/v1');
   });
 
-  test('the agent serves /var/lib/lxcfs-ts/lxcfs with -l --enable-cfs --unbind-on-stop; its parent is the Bidirectional volume', () => {
+  test('the agent serves /var/lib/lxcfs-ts/lxcfs with -l --enable-cfs --unbind-on-stop --after-handover wait; its parent is the Bidirectional volume', () => {
     const agent = agentOf(objects);
-    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '--unbind-on-stop', '/var/lib/lxcfs-ts/lxcfs']);
+    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '--unbind-on-stop', '--after-handover', 'wait', '/var/lib/lxcfs-ts/lxcfs']);
     const volume = agent.spec.volumes!.find((v) => v.name === 'view-parent');
     assert.deepEqual(volume?.hostPath, { path: '/var/lib/lxcfs-ts', type: 'DirectoryOrCreate' });
     const strategy = (agent.daemonSet as unknown as { spec: { updateStrategy: unknown } }).spec.updateStrategy;
-    assert.deepEqual(strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
+    // Rollouts are takeovers: the new pod starts beside the old one.
+    assert.deepEqual(strategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+  });
+
+  test('components/rollout-without-surge (before Kubernetes 1.25): one node at a time, the old pod stopping first', () => {
+    const ds = find(renderWithComponents('rollout-without-surge'), 'DaemonSet', 'lxcfs-ts-agent') as unknown as { spec: { updateStrategy: unknown } };
+    assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
   });
 
   test('the webhook runs with the defaults the agent matches (no --view-dir, self-managed TLS)', () => {

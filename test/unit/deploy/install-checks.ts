@@ -215,6 +215,10 @@ function checkAgent(objects: KubeObject[], agent: Agent): void {
   assert.equal(envOf(container, 'LXCFS_TS_CGROUPNS'), '/proc/1/ns/cgroup', 'joins the host\'s cgroup namespace');
   const strategy = (agent.daemonSet as unknown as { spec: { updateStrategy?: { type: string } } }).spec.updateStrategy;
   assert.ok(strategy && ['RollingUpdate', 'OnDelete'].includes(strategy.type), 'an explicit update strategy');
+  // With surge the old agent hands over and must then wait for its SIGTERM: exiting, it would be
+  // restarted by the kubelet and take the view back.
+  const surge = (strategy as { rollingUpdate?: { maxSurge?: number } }).rollingUpdate?.maxSurge ?? 0;
+  if (surge > 0) assert.equal(flagValue(container.args!, '--after-handover'), 'wait', 'a surge rollout needs --after-handover wait');
 
   // The mountpoint's parent, never the mountpoint, is the volume; Bidirectional at the same path.
   const parent = dirname(mountpoint);

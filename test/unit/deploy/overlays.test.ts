@@ -25,7 +25,7 @@ describe('overlays/legacy-lxcfs: LXCFS\'s paths and flags', () => {
 
   test('the agent serves /var/lib/lxcfs with the same flags, from a Bidirectional /var/lib', () => {
     const agent = agentOf(objects);
-    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '--unbind-on-stop', '/var/lib/lxcfs']);
+    assert.deepEqual(agent.container.args, ['-l', '--enable-cfs', '--unbind-on-stop', '--after-handover', 'wait', '/var/lib/lxcfs']);
     assert.deepEqual(agent.spec.volumes!.find((v) => v.name === 'view-parent')?.hostPath, { path: '/var/lib', type: 'Directory' });
   });
 
@@ -110,7 +110,7 @@ describe('overlays/local-node: the image built on the machine, on Kubernetes 1.2
     }
   });
 
-  test('otherwise the default install with the syscall view offered, the PodDisruptionBudget as policy/v1beta1', () => {
+  test('otherwise the default install with the syscall view offered, rollouts without surge, the PodDisruptionBudget as policy/v1beta1', () => {
     const normalize = (list: KubeObject[]) =>
       list.map((o) => {
         const copy = structuredClone(o);
@@ -125,7 +125,7 @@ describe('overlays/local-node: the image built on the machine, on Kubernetes 1.2
       });
     const sorted = (list: KubeObject[]) => [...list].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
     assert.equal(find(objects, 'PodDisruptionBudget', 'lxcfs-ts-webhook').apiVersion, 'policy/v1beta1');
-    assert.deepEqual(sorted(normalize(objects)), sorted(normalize(withComponents('sysinfo'))));
+    assert.deepEqual(sorted(normalize(objects)), sorted(normalize(withComponents('sysinfo', 'rollout-without-surge'))));
   });
 });
 
