@@ -54,6 +54,8 @@ async function readView(mountpoint: string): Promise<string | null> {
   }
 }
 
+const RELISTEN_MS = 2_000;
+
 export function startHealthServer(
   address: { host: string; port: number },
   sources: HealthSources,
@@ -88,8 +90,20 @@ export function startHealthServer(
     }
     reply(404, 'not found: try /healthz, /readyz or /metrics\n');
   });
-  server.on('error', (err) => log.warn({ err, ...address }, 'health and metrics endpoint unavailable'));
-  server.listen(address.port, address.host, () => log.info(address, 'health and metrics endpoint listening'));
+  // During a takeover the old agent's serving process holds the port until it is stopped: a
+  // taken port is tried again, so the endpoint comes back once the old agent is gone.
+  let warned = false;
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EADDRINUSE') {
+      log.warn({ err, ...address }, 'health and metrics endpoint unavailable');
+      return;
+    }
+    if (!warned) log.warn(address, `health and metrics port taken (by the agent being taken over?); trying again every ${RELISTEN_MS / 1000} s`);
+    warned = true;
+    setTimeout(() => server.listen(address.port, address.host), RELISTEN_MS).unref();
+  });
+  server.on('listening', () => log.info(address, 'health and metrics endpoint listening'));
+  server.listen(address.port, address.host);
   server.unref();
   return server;
 }

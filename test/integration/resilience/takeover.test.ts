@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import { exitOf, type RunningDaemon, serverPidOf } from '../../helpers/daemon.js';
 import { needsRoot } from '../../helpers/root.js';
 import { mountinfo } from '../sandbox/helpers.js';
-import { type Sandbox, summaries, viewReader, ViewNode, waitFor, waitForAll } from './helpers.js';
+import { freePort, type Sandbox, summaries, viewReader, ViewNode, waitFor, waitForAll } from './helpers.js';
 
 interface ReaderResult {
   reads: number;
@@ -71,14 +71,16 @@ test('five takeovers in a row under three reading sandboxes: 0 failed reads, 0 h
   if (!needsRoot(t)) return;
   const node = new ViewNode('takeover');
   try {
-    let current: RunningDaemon = await node.startDaemon(daemonArgs);
+    // One health port for all, as on a node (hostNetwork): each newcomer gets it once the agent it replaced is gone.
+    const withHealth = [...daemonArgs, '--health-address', `127.0.0.1:${await freePort()}`];
+    let current: RunningDaemon = await node.startDaemon(withHealth);
     const device = viewMountsAt(node.mountpoint);
     assert.equal(device.length, 1);
     const sandboxes = startReaders(node, 25_000);
     await waitForAll(sandboxes, 'reading');
     const takeoverMs: number[] = [];
     for (let round = 1; round <= 5; round++) {
-      const next = await node.startDaemon(daemonArgs);
+      const next = await node.startDaemon(withHealth);
       await waitFor(
         `takeover ${round} to complete`,
         () => {
@@ -93,6 +95,7 @@ test('five takeovers in a row under three reading sandboxes: 0 failed reads, 0 h
       assert.match(current.stderr(), /handed the connection over/);
       assert.deepEqual(viewMountsAt(node.mountpoint), device, 'the same one mount serves (nothing unmounted, nothing added)');
       assert.ok(serverPidOf(next.pid) !== null, 'the newcomer has its serving process');
+      await waitFor('the newcomer\'s health endpoint', () => /health and metrics endpoint listening/.test(next.stderr()), 10_000);
       current = next;
       await new Promise((resolve) => setTimeout(resolve, 1_500));
     }
