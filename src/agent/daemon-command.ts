@@ -304,6 +304,12 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
               stopping = true;
               void watcher?.stop();
               removeOwnPidfile();
+              // Our copies go at once: a lingering holder would keep the connection alive with
+              // nobody serving it should the newcomer die, and callers would hang instead of
+              // failing (the next agent then repairs them).
+              closeSync(fd);
+              if (inflightFd !== null) closeSync(inflightFd);
+              hub?.closeAll();
               if (args.afterHandover === 'wait') {
                 log.info({ newcomerPid }, 'handed over: waiting for SIGTERM (--after-handover wait); the view stays mounted');
                 // Only the stop signal ends this process now.

@@ -96,6 +96,12 @@ export class ListenerHub {
     this.log.debug({ fd, container: listener.id, initPid: listener.pid }, 'listener released: its processes are gone');
   }
 
+  /** Closes every listener held (after a takeover, the newcomer holds its own copies). */
+  closeAll(): void {
+    for (const fd of this.held.keys()) closeQuietly(fd);
+    this.held.clear();
+  }
+
   /** Stops accepting; the held listeners stay open until the process exits (containers keep working). */
   stop(): void {
     this.server?.close();
