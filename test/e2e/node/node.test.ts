@@ -28,7 +28,7 @@ import {
   podReader,
 } from '../../helpers/kube-node.js';
 import { chartDir, helm } from '../../helpers/helm.js';
-import { type Kubectl, kubectlFor } from '../../helpers/kube-env.js';
+import { hasDaemonSetSurge, helmArgsWithoutSurge, type Kubectl, kubectlFor } from '../../helpers/kube-env.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { eventually } from '../../helpers/webhook-process.js';
 
@@ -483,13 +483,14 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
 
   it('6b. installs with Helm in a namespace of its own: pods get the view; helm uninstall leaves none broken', async (t: TestContext) => {
     // The chart's README command, with the image built on the machine (never pulled), into
-    // another namespace than deploy/'s; the PodDisruptionBudget comes as policy/v1beta1 on 1.20.
+    // another namespace than deploy/'s; the PodDisruptionBudget comes as policy/v1beta1 on 1.20,
+    // which has no DaemonSet surge either (the README's values for such clusters).
     const release = 'lxcfs-ts-chart';
     const apps = `${ns}-helm`;
     const h = (args: string[]) => helm(args, node!.kubeconfig);
     const started = performance.now();
     h(['install', 'lxcfs-ts', chartDir, '-n', release, '--create-namespace',
-      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never']);
+      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never', ...(hasDaemonSetSurge(k) ? [] : helmArgsWithoutSurge)]);
     const agentPods = () =>
       k.json<{ items: PodStatus[] }>(['-n', release, 'get', 'pods', '-l', 'app.kubernetes.io/component=agent']).items;
     await eventually('the chart\'s agent ready', () => (agentPods().some((p) => ready(p)) ? true : undefined), 180_000);
