@@ -2,8 +2,8 @@
  * Unix socket files outlive the process that bound them when it dies without closing them; a
  * restart must tell such a leftover from a socket another live process still answers on.
  */
-import { existsSync, lstatSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
+import { createConnection, type Server } from 'node:net';
 
 /**
  * Removes the socket file at `path` if nobody answers on it; throws `${path}: ${liveMessage}`
@@ -22,4 +22,19 @@ export async function removeStaleSocket(path: string, liveMessage: string): Prom
   });
   if (live) throw new Error(`${path}: ${liveMessage}`);
   rmSync(path, { force: true });
+}
+
+/**
+ * Listens on the Unix socket `path` for root only (mode 0600: whoever connects talks to a root
+ * daemon about descriptors it will use). Resolves once listening; a bind error rejects.
+ */
+export async function listenRootOnly(server: Server, path: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(path, 0o600);
 }

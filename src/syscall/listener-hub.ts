@@ -10,11 +10,11 @@
  * paused (libuv never reads it) and its one message is taken with recvmsg(2) on the raw
  * descriptor, which is how the passed descriptors can be received at all in Node.
  */
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../common/log.js';
-import { removeStaleSocket } from '../common/unix-socket.js';
+import { listenRootOnly, removeStaleSocket } from '../common/unix-socket.js';
 import { closeFd, receiveWithFds } from '../native/libc.js';
 import { type ListenerRegistration, MAX_STATE_BYTES, parseContainerState } from './container-state.js';
 
@@ -63,15 +63,8 @@ export class ListenerHub {
     mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
     const server = createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
     server.maxConnections = 4096;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
     // Root only: whoever connects hands the agent a listener it will write into.
-    chmodSync(this.socketPath, 0o600);
+    await listenRootOnly(server, this.socketPath);
     server.on('error', (err) => this.log.error({ err, socket: this.socketPath }, 'sysinfo socket failed'));
     this.server = server;
     this.log.info({ socket: this.socketPath }, 'serving seccomp listeners for sysinfo(2)');

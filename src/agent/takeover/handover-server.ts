@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../../common/log.js';
-import { removeStaleSocket } from '../../common/unix-socket.js';
+import { listenRootOnly, removeStaleSocket } from '../../common/unix-socket.js';
 import { peerCredentials } from '../../native/libc.js';
 import { HandoverChannel } from './handover-channel.js';
 import type { OfferMessage } from './handover-protocol.js';
@@ -52,14 +52,7 @@ export class HandoverServer {
     chmodSync(dirname(this.socketPath), 0o700);
     await removeStaleSocket(this.socketPath, 'another agent answers on this handover socket');
     const server = createServer((socket) => void this.serve(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    chmodSync(this.socketPath, 0o600);
+    await listenRootOnly(server, this.socketPath);
     server.on('error', (err) => this.log.error({ err, socket: this.socketPath }, 'handover socket failed'));
     // A handover socket alone never keeps the agent alive.
     server.unref();

@@ -2,6 +2,7 @@
  * Pieces of the syscall view's integration tests: the C probe that calls sysinfo(2) as programs
  * do (test/fixtures/sandbox/sysinfo-probe.c), built once per test process.
  */
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,4 +52,27 @@ export function busyboxFreeMem(stdout: string): number[] {
   const row = stdout.split('\n').find((l) => l.startsWith('Mem:'));
   if (!row) throw new Error(`no Mem: row in:\n${stdout}`);
   return row.split(/\s+/).slice(1).map(Number);
+}
+
+/** What the probe's `loop` mode prints at its end. */
+export interface LoopResult {
+  calls: number;
+  failures: number;
+  lastErrno: number;
+  wrong: number;
+  maxMs: number;
+}
+
+type Diagnostics = { diagnostic(msg: string): void };
+
+/** Reports each calling sandbox's loop and asserts it made progress with no failed or wrong call. */
+export function checkCallers(t: Diagnostics, labels: readonly string[], results: readonly LoopResult[]): void {
+  for (const [i, r] of results.entries()) {
+    t.diagnostic(`${labels[i]}: ${r.calls} calls, ${r.failures} failed, ${r.wrong} wrong, slowest ${r.maxMs.toFixed(1)} ms`);
+  }
+  for (const r of results) {
+    assert.ok(r.calls > 1000, `the caller made progress (${r.calls} calls)`);
+    assert.equal(r.failures, 0, `no failed call (last errno ${r.lastErrno})`);
+    assert.equal(r.wrong, 0, 'every call showed the sandbox\'s own total');
+  }
 }
