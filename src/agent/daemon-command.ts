@@ -86,6 +86,12 @@ function renumberInflightRecord(inflightFd: number, adopted: AdoptedConnection):
 
 async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
   requireRoot();
+  // A stop signal during the start (a takeover takes a second or so) is kept for when the
+  // supervisor can act on it: dying at once could leave the connection half taken over.
+  let earlySignal: string | null = null;
+  const keepSignal = (signal: string) => (earlySignal ??= signal);
+  process.on('SIGTERM', keepSignal);
+  process.on('SIGINT', keepSignal);
   const mountpoint = canonicalMountpoint(args.mountpoint);
   const live = prepareMountpoint(mountpoint, args.allowNonEmpty, log);
   if (args.shareParent) ensureSharedParent(mountpoint, log);
@@ -142,6 +148,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     let phase: 'serving' | 'handing-over' | 'handed-over' = 'serving';
     /** Set while the serving process is stopped for a newcomer: it is not replaced then. */
     let heldBack = false;
+    /** Set until we, the newcomer, serve the connection alone: until then it is the old agent's. */
+    let takingOver = connection.takeover !== null;
     let stopping = false;
     let restartDelay = 0;
     let startedAt = 0;
@@ -331,6 +339,16 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
         return;
       }
       if (stopping) return;
+      if (takingOver) {
+        // The connection is still the old agent's: it serves again once we are gone.
+        log.info({ signal }, 'stopped during a takeover: the old agent keeps the connection; nothing is unmounted');
+        stopping = true;
+        takingOver = false;
+        (child as ChildProcess | null)?.kill('SIGKILL');
+        connection.takeover?.abandon();
+        resolveExit(0);
+        return;
+      }
       stopping = true;
       handover?.stop();
       hub?.stop();
@@ -369,8 +387,11 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       });
       running.kill('SIGTERM');
     };
+    // The real handlers first: with no listener left for a moment, a signal on its way is lost.
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
+    process.off('SIGTERM', keepSignal);
+    process.off('SIGINT', keepSignal);
     const startSyscallView = async (writeProfile: boolean) => {
       if (!hub) return;
       try {
@@ -394,6 +415,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     };
 
     const takeover = connection.takeover;
+    if (earlySignal !== null) setImmediate(() => void stop(earlySignal!));
     if (!takeover) {
       startServer();
       serveAlone();
@@ -413,6 +435,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
         askForResend();
         if (hub) sendListeners(hub.listeners().map((l) => l.fd));
         takeover.finish();
+        takingOver = false;
         log.info(
           { takenOverFrom: takeover.connection.offer.pid, takeoverMs: Date.now() - connection.takeoverStartedAt },
           'took over the live connection: serving alone',
@@ -420,6 +443,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
         serveAlone();
       })
       .catch((err: unknown) => {
+        if (!takingOver) return;
+        takingOver = false;
         // The old agent serves on (it resumes whenever we go away before `done`).
         log.error({ err: (err as Error).message }, 'takeover failed; exiting, the old agent keeps serving');
         stopping = true;

@@ -7,12 +7,12 @@
  * the old daemon serves again (never two serving, never none).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { exitOf, type RunningDaemon, serverPidOf } from '../../helpers/daemon.js';
+import { cliPath, exitOf, type RunningDaemon, serverPidOf } from '../../helpers/daemon.js';
 import { needsRoot } from '../../helpers/root.js';
 import { mountinfo } from '../sandbox/helpers.js';
 import { freePort, type Sandbox, summaries, viewReader, ViewNode, waitFor, waitForAll } from './helpers.js';
@@ -241,6 +241,25 @@ test('the handover socket refuses non-root peers and malformed messages, and a n
     assert.equal(viewMountsAt(node.mountpoint).length, 1);
     t.diagnostic('refused: non-root connect (EACCES), 7 malformed messages; resumed after 2 vanished newcomers');
 
+    // A newcomer stopped (SIGTERM) half-way, once it copied the connection: it leaves
+    // without unmounting, and the old daemon serves again.
+    const stoppedEarly = startRawDaemon(node.mountpoint);
+    let signalled = false;
+    stoppedEarly.child.stderr!.on('data', () => {
+      if (signalled || !/taking over the live connection/.test(stoppedEarly.stderr())) return;
+      signalled = true;
+      stoppedEarly.child.kill('SIGTERM');
+    });
+    const code = await exitOf(stoppedEarly.child, 30_000).catch((err: Error) => {
+      stoppedEarly.child.kill('SIGKILL');
+      throw new Error(`${err.message}; its log:\n${stoppedEarly.stderr()}`);
+    });
+    assert.equal(code, 0, stoppedEarly.stderr());
+    assert.match(stoppedEarly.stderr(), /stopped during a takeover: the old agent keeps the connection/);
+    await waitFor('the old daemon to serve again', () => (daemon.stderr().match(/takeover failed: serving again/g)?.length ?? 0) === 3, 30_000);
+    await waitFor('reads to be answered', serves);
+    assert.equal(viewMountsAt(node.mountpoint).length, 1, 'nothing was unmounted or added');
+
     // And a real newcomer still takes over after all that.
     const next = await node.startDaemon(daemonArgs);
     await waitFor('the takeover', () => /serving alone/.test(next.stderr()), 60_000);
@@ -250,12 +269,22 @@ test('the handover socket refuses non-root peers and malformed messages, and a n
   }
 });
 
+/** A daemon on `mountpoint` started without waiting for anything, its stderr collected. */
+function startRawDaemon(mountpoint: string): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, [cliPath, '--health-address', 'off', '--repair-interval', '0', mountpoint], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let text = '';
+  child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return { child, stderr: () => text };
+}
+
 test('--no-takeover refuses to start on a live daemon\'s mountpoint', async (t) => {
   if (!needsRoot(t)) return;
   const node = new ViewNode('takeover-refused');
   try {
     const daemon = await node.startDaemon(daemonArgs);
-    const second = spawnSync(process.execPath, [new URL('../../../src/cli.js', import.meta.url).pathname, '--no-takeover', '--health-address', 'off', node.mountpoint], {
+    const second = spawnSync(process.execPath, [cliPath, '--no-takeover', '--health-address', 'off', node.mountpoint], {
       encoding: 'utf8',
       timeout: 20_000,
     });
