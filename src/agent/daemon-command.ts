@@ -94,8 +94,9 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
   process.on('SIGINT', keepSignal);
   const mountpoint = canonicalMountpoint(args.mountpoint);
   const live = prepareMountpoint(mountpoint, args.allowNonEmpty, log);
-  if (args.shareParent) ensureSharedParent(mountpoint, log);
-  const connection = await acquireConnection(mountpoint, live, args, packageVersion(), log);
+  const connection = await acquireConnection(mountpoint, live, args, packageVersion(), log, () => {
+    if (args.shareParent) ensureSharedParent(mountpoint, log);
+  });
   const { fd, session, mountedAtMs } = connection;
   log.info(
     {

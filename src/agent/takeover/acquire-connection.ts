@@ -50,14 +50,23 @@ function mountFresh(mountpoint: string, args: DaemonArgs): LiveConnection {
   };
 }
 
+/**
+ * `beforeMount` runs only when a fresh mount is made (making the parent directory shared): a
+ * refused start or a takeover changes nothing on the host.
+ */
 export async function acquireConnection(
   mountpoint: string,
   live: MountEntry | null,
   args: DaemonArgs,
   version: string,
   log: Logger,
+  beforeMount: () => void,
 ): Promise<LiveConnection> {
-  if (!live) return mountFresh(mountpoint, args);
+  const freshMount = () => {
+    beforeMount();
+    return mountFresh(mountpoint, args);
+  };
+  if (!live) return freshMount();
   if (!args.takeover) throw new StartupError(alreadyServedMessage(mountpoint, live, '--no-takeover was given'));
   const started = Date.now();
   const socket = handoverSocketPath(mountpoint);
@@ -72,7 +81,7 @@ export async function acquireConnection(
       'takeover failed: the live agent did not hand over; mounting a new view over its mountpoint instead. ' +
       'Containers keep reading the old one while it serves, and are repaired onto this one once it stops',
     );
-    return mountFresh(mountpoint, args);
+    return freshMount();
   }
   const { offer, fuseFd, inflightFd, listeners } = attempt.session.connection;
   if (offer.session.requestTimeoutSec !== args.requestTimeoutSec) {
