@@ -8,8 +8,16 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { cpuAndMemoryChecks, type Machine, type Variant } from '../integration/conformance/program-checks.js';
-import { meminfoFields, parseFree, parseSections, section } from '../integration/conformance/program-output.js';
-import { type GuestRun, guestKernels, runGuest } from './guest.js';
+import {
+  busyIdle,
+  meminfoFields,
+  numberIn,
+  parseFree,
+  parseLscpu,
+  parseSections,
+  section,
+} from '../integration/conformance/program-output.js';
+import { type GuestRun, guestKernels, guestLxcfs, runGuest } from './guest.js';
 
 const MiB = 1024 * 1024;
 /** Per guest, both booting at once; a guest past it is killed and its console shown. */
@@ -18,7 +26,8 @@ const isRoot = process.getuid?.() === 0;
 if (!isRoot && process.env.CI === 'true') throw new Error('the v2 tier must run as root in CI');
 
 const kernels = isRoot ? guestKernels() : [];
-const runs = new Map(kernels.map((k) => [k.name, runGuest(k, guestDeadlineMs)]));
+const lxcfsDir = isRoot ? guestLxcfs() : '';
+const runs = new Map(kernels.map((k) => [k.name, runGuest(k, lxcfsDir, guestDeadlineMs)]));
 // A failed boot is reported by the tests of its kernel, not as an unhandled rejection.
 for (const run of runs.values()) run.catch(() => undefined);
 
@@ -111,6 +120,108 @@ for (const kernel of kernels) {
         }
       });
     }
+
+    describe('differential: the same programs under memory.max 512M + cpu.max 1 CPU through Debian\'s lxcfs 5.0.3 and lxcfs-ts', () => {
+      let ours: Map<string, string>;
+      let theirs: Map<string, string>;
+      before(() => {
+        ours = checkOutput(run, 'conformance-quota');
+        theirs = checkOutput(run, 'lxcfs-quota');
+      });
+      const both = (f: (s: Map<string, string>) => unknown, what: string, expected: unknown) => {
+        assert.deepEqual(f(ours), expected, `${what} (lxcfs-ts)`);
+        assert.deepEqual(f(theirs), expected, `${what} (lxcfs)`);
+      };
+      const mem = (s: Map<string, string>) => meminfoFields(section(s, 'meminfo'));
+
+      it('agree: memory totals (meminfo, free, top, Node), swap, the cpuinfo count, online, getconf _NPROCESSORS_ONLN, Python; nproc is the affinity', () => {
+        both((s) => mem(s).get('MemTotal'), 'MemTotal', 524288);
+        both((s) => mem(s).get('SwapTotal'), 'SwapTotal', 0);
+        both((s) => parseFree(section(s, 'free-b')).mem.total, 'free -b total', 512 * MiB);
+        both((s) => /MiB Mem : +512\.0 total/.test(section(s, 'top')), 'top MiB Mem total', true);
+        both((s) => (JSON.parse(section(s, 'node')) as { totalmem: number }).totalmem, 'Node os.totalmem()', 512 * MiB);
+        both((s) => section(s, 'cpuinfo-processors'), 'cpuinfo processors', '0');
+        both((s) => section(s, 'online'), 'online', '0');
+        both((s) => numberIn(s, 'getconf-onln'), 'getconf _NPROCESSORS_ONLN', 1);
+        both((s) => numberIn(s, 'python-cpu-count'), 'Python os.cpu_count()', 1);
+        both((s) => numberIn(s, 'nproc'), 'nproc (the affinity: no file changes it)', guestCpus);
+      });
+
+      it('differ as documented: LXCFS serves the host\'s /proc/stat on v2 (every CPU, the host\'s counters), so Node os.cpus() and top count the host', () => {
+        assert.equal(section(ours, 'stat-cpu-lines'), 'cpu0');
+        assert.deepEqual(section(theirs, 'stat-cpu-lines').split('\n'), ['cpu0', 'cpu1']);
+        assert.equal((JSON.parse(section(ours, 'node')) as { cpus: number }).cpus, 1);
+        assert.equal((JSON.parse(section(theirs, 'node')) as { cpus: number }).cpus, guestCpus);
+        const busy = (s: Map<string, string>) => busyIdle(section(s, 'stat').split('\n')[0]!.trim().split(/\s+/)).busy;
+        const cgroupBusy = (s: Map<string, string>) => Number(/^usage_usec (\d+)$/m.exec(section(s, 'cpu-stat'))![1]) / 1e6;
+        // ours: the cgroup's cpu.stat (read just after), to the tick
+        assert.ok(busy(ours) <= cgroupBusy(ours) + 0.02 && busy(ours) >= cgroupBusy(ours) - 1,
+          `lxcfs-ts /proc/stat busy ${busy(ours)} s vs cpu.stat ${cgroupBusy(ours)} s`);
+        // theirs: the whole guest's time since boot, more than the sandbox ever used
+        assert.ok(busy(theirs) > cgroupBusy(theirs) + 1, `lxcfs /proc/stat busy ${busy(theirs)} s vs cpu.stat ${cgroupBusy(theirs)} s`);
+      });
+
+      it('differ as documented: possible, present and the cpuN directories (LXCFS: the host\'s), so getconf _NPROCESSORS_CONF and lscpu', () => {
+        for (const f of ['possible', 'present']) {
+          assert.equal(section(ours, f), '0');
+          assert.equal(section(theirs, f), `0-${guestCpus - 1}`);
+        }
+        assert.equal(section(ours, 'cpu-dirs'), 'cpu0');
+        assert.equal(section(theirs, 'cpu-dirs').split('\n').length, guestCpus);
+        assert.equal(numberIn(ours, 'getconf-conf'), 1);
+        assert.equal(numberIn(theirs, 'getconf-conf'), guestCpus);
+        const lscpuOurs = parseLscpu(section(ours, 'lscpu'));
+        const lscpuTheirs = parseLscpu(section(theirs, 'lscpu'));
+        assert.equal(Number(lscpuOurs.get('CPU(s)')), 1);
+        assert.ok(!lscpuOurs.has('Off-line CPU(s) list'));
+        assert.equal(Number(lscpuTheirs.get('CPU(s)')), guestCpus);
+        assert.equal(lscpuTheirs.get('Off-line CPU(s) list'), '1');
+      });
+
+      it('differ as documented: LXCFS serves the host\'s /proc/diskstats on v2; ours is the cgroup\'s io.stat', () => {
+        const [major, minor] = section(ours, 'disk-device').trim().split(':');
+        const vda = (text: string) => {
+          const row = text.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[0] === major && f[1] === minor);
+          assert.ok(row, `no ${major}:${minor} line:\n${text}`);
+          return row.slice(3).map(Number);
+        };
+        const ioStat = (s: Map<string, string>) =>
+          new Map(section(s, 'io-stat').split('\n').filter((l) => l.startsWith(`${major}:${minor} `))
+            .flatMap((l) => l.split(' ').slice(1).map((kv) => kv.split('=') as [string, string])));
+        const io = ioStat(ours);
+        assert.equal(Number(io.get('rios')), 16, 'the sandbox read 16 blocks');
+        assert.deepEqual([vda(section(ours, 'diskstats'))[0], vda(section(ours, 'diskstats'))[2]], [16, Number(io.get('rbytes')) / 512]);
+        // theirs: the device's own counters (its sysfs stat, read just after)
+        const device = section(theirs, 'disk-stat').trim().split(/\s+/).map(Number);
+        assert.deepEqual([vda(section(theirs, 'diskstats'))[0], vda(section(theirs, 'diskstats'))[2]], [device[0], device[2]]);
+        assert.equal(Number(ioStat(theirs).get('rios')), 16);
+        assert.ok(device[0]! > 16, `the device counted ${device[0]} reads, more than the sandbox's 16`);
+      });
+
+      it('differ as documented: /proc/pressure (LXCFS 5 has none: the host\'s files), meminfo\'s cache and MemAvailable, uptime\'s idle, /proc/swaps layout, sysinfo', () => {
+        const bound = (s: Map<string, string>) => section(s, 'bound').split('\n').filter((l) => !l.includes('/view'));
+        const pressure = ['/proc/pressure/cpu', '/proc/pressure/io', '/proc/pressure/memory'];
+        assert.deepEqual(bound(ours).filter((f) => !pressure.includes(f)), bound(theirs));
+        assert.deepEqual(bound(ours).filter((f) => pressure.includes(f)), pressure);
+        // meminfo: LXCFS 5.0 reads v1 keys of memory.stat, so on v2 no page cache and MemAvailable = MemFree
+        assert.ok(mem(ours).get('Cached')! > 0, `lxcfs-ts Cached ${mem(ours).get('Cached')}`);
+        assert.ok(mem(ours).get('MemAvailable')! > mem(ours).get('MemFree')!);
+        assert.equal(mem(theirs).get('Cached'), 0);
+        assert.equal(mem(theirs).get('MemAvailable'), mem(theirs).get('MemFree'));
+        assert.equal(parseFree(section(theirs, 'free-b')).mem.buffCache, 0);
+        // uptime: ours idle = wall time the sandbox's CPU was not busy; LXCFS on v2: idle = uptime
+        const [upOurs, idleOurs] = section(ours, 'proc-uptime').split(' ').map(Number);
+        const [upTheirs, idleTheirs] = section(theirs, 'proc-uptime').split(' ').map(Number);
+        assert.ok(idleOurs! < upOurs!, `lxcfs-ts idle ${idleOurs} < uptime ${upOurs}`);
+        assert.equal(idleTheirs, upTheirs);
+        // swaps: the kernel's header vs single tabs
+        assert.equal(section(ours, 'swaps').split('\n')[0], 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority');
+        assert.equal(section(theirs, 'swaps').split('\n')[0], 'Filename\t\t\t\tType\t\tSize\tUsed\tPriority');
+        // sysinfo(2) (glibc's _SC_PHYS_PAGES): our syscall view answers it; through lxcfs it is the host's
+        assert.equal(numberIn(ours, 'sysinfo'), 512 * MiB);
+        assert.equal(numberIn(theirs, 'sysinfo'), guest.totalmem);
+      });
+    });
 
     it('memory.high below memory.max (Kubernetes MemoryQoS): MemTotal and free show memory.max', () => {
       const out = checkOutput(run, 'memory-high');

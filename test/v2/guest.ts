@@ -77,8 +77,19 @@ function readResults(dir: string): { files: Map<string, string>; checks: Map<str
   return { files, checks };
 }
 
-/** Boots KERNEL, runs every check in it, and resolves when it powered off or was killed at the deadline. */
-export async function runGuest(kernel: GuestKernel, deadlineMs: number): Promise<GuestRun> {
+/** Debian's lxcfs, unpacked into the cache by scripts/v2-guest-lxcfs (a no-op once cached). */
+export function guestLxcfs(): string {
+  const result = spawnSync(join(repoRoot, 'scripts/v2-guest-lxcfs'), { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`scripts/v2-guest-lxcfs failed (${result.status}):\n${result.stderr}`);
+  return result.stdout.trim();
+}
+
+/**
+ * Boots KERNEL, runs every check in it (or only those LXCFS_TS_V2_CHECKS names, comma-separated:
+ * for working on one), with Debian's lxcfs from lxcfsDir (guestLxcfs) beside the project; resolves
+ * when the guest powered off or was killed at the deadline.
+ */
+export async function runGuest(kernel: GuestKernel, lxcfsDir: string, deadlineMs: number): Promise<GuestRun> {
   const initrd = buildInitrd(kernel);
   const work = mkdtempSync(join(tmpdir(), `lxcfs-ts-v2-${kernel.name}-`));
   const outDir = join(work, 'out');
@@ -98,7 +109,13 @@ export async function runGuest(kernel: GuestKernel, deadlineMs: number): Promise
     '-kernel', kernel.vmlinuz,
     '-initrd', initrd,
     '-append',
-    `console=ttyS0 cgroup_no_v1=all panic=-1 quiet lxcfs_ts_repo=${repoRoot.replace(/\/$/, '')} lxcfs_ts_node=${process.execPath}`,
+    [
+      'console=ttyS0 cgroup_no_v1=all panic=-1 quiet',
+      `lxcfs_ts_repo=${repoRoot.replace(/\/$/, '')}`,
+      `lxcfs_ts_node=${process.execPath}`,
+      `lxcfs_ts_lxcfs=${lxcfsDir}`,
+      ...(process.env.LXCFS_TS_V2_CHECKS ? [`lxcfs_ts_checks=${process.env.LXCFS_TS_V2_CHECKS}`] : []),
+    ].join(' '),
     '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${outDir},mount_tag=out,security_model=none`,
     '-drive', `file=${disk},if=virtio,format=raw`,
