@@ -9,6 +9,13 @@
  *
  * File handles carry a per-slot generation, so a handle from a released slot (or from a previous
  * serving process, whose generations started elsewhere) is recognised as unknown, never aliased.
+ *
+ * The pool is bounded and shared fairly: a new snapshot always gets pages, by evicting the oldest
+ * snapshots (least recently taken, whoever holds them) when the pool is full, and a new handle
+ * always gets a slot, by taking the slot of the oldest handle when every slot is in use. A handle
+ * whose snapshot was evicted keeps its slot and remembers how many bytes of the snapshot it was
+ * served and their checksum, so its next read can tell whether a fresh rendering continues what
+ * the reader already has (see ViewFilesystem.read); a handle whose slot was taken is unknown.
  */
 
 const PAGE_SIZE = 4096;
@@ -20,14 +27,41 @@ const FREE_SLOT = 1;
 const FREE_PAGE = 2;
 const OPEN_COUNT = 3;
 const USED_PAGES = 4;
-const CONTROL_INTS = 8;
+const OLDEST = 5; // head of the open slots in the order their snapshots were taken
+const NEWEST = 6; // its tail
+const NEVER_USED = 7; // slots from here on were never handed out (and never touched)
+const FIRST_GENERATION = 8;
+const EVICTIONS = 9; // snapshots evicted to make room
+const TAKEN_SLOTS = 10; // slots taken from the oldest open handle
+const CONTROL_INTS = 16;
 
-// slot record fields (4 x int32)
-const SLOT_INTS = 4;
+// slot record fields (8 x int32)
+const SLOT_INTS = 8;
 const GEN = 0;
-const LENGTH = 1; // -1 while no snapshot has been taken
+const LENGTH = 1; // NONE while no snapshot has been taken, EVICTED after eviction
 const FIRST_PAGE = 2; // also the free-list link while the slot is free
 const STATE = 3; // 0 free, 1 open
+const PREV = 4; // neighbours in the age list (open slots only)
+const NEXT = 5;
+const SERVED = 6; // bytes of the snapshot served so far (from offset 0 up to the furthest read)
+const CHECKSUM = 7; // after eviction: FNV-1a of those bytes
+
+const EVICTED = -2;
+
+/** FNV-1a (32 bits) of some bytes: what a handle whose snapshot was evicted remembers of it. */
+export function checksum(bytes: Uint8Array, start = 0, end = bytes.length, hash = 0x811c9dc5): number {
+  let h = hash;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h | 0;
+}
+
+/** What a handle whose snapshot was evicted knows of it. */
+export interface EvictedSnapshot {
+  /** Bytes of it the reader was served, from offset 0. */
+  readonly served: number;
+  /** checksum() of those bytes. */
+  readonly checksum: number;
+}
 
 export interface SnapshotStoreBuffers {
   control: SharedArrayBuffer;
@@ -41,31 +75,35 @@ export interface SnapshotStoreStats {
   usedPages: number;
   pageCount: number;
   slotCount: number;
+  /** Snapshots evicted to make room for newer ones, since start. */
+  evictions: number;
+  /** Slots taken from the oldest open handle for a new one, since start. */
+  takenSlots: number;
 }
 
-/** Allocates the shared memory once (on the serving process's main thread) for all workers. */
-export function createSnapshotStoreBuffers(slotCount = 8192, pageCount = 16384): SnapshotStoreBuffers {
+/**
+ * Allocates the shared memory once (on the serving process's main thread) for all workers.
+ * 131,072 slots of 32 bytes and 16,384 pages of 4 KiB (64 MiB): untouched parts of a
+ * SharedArrayBuffer are never faulted in, and slots are touched only once handed out, so a
+ * generous pool costs address space, not memory.
+ */
+export function createSnapshotStoreBuffers(slotCount = 131_072, pageCount = 16_384): SnapshotStoreBuffers {
   const buffers: SnapshotStoreBuffers = {
     control: new SharedArrayBuffer(CONTROL_INTS * 4),
     slots: new SharedArrayBuffer(slotCount * SLOT_INTS * 4),
     links: new SharedArrayBuffer(pageCount * 4),
-    // Untouched pages of a SharedArrayBuffer are never faulted in, so a generous pool costs
-    // address space, not memory.
     pages: new SharedArrayBuffer(pageCount * PAGE_SIZE),
   };
   const control = new Int32Array(buffers.control);
-  const slots = new Int32Array(buffers.slots);
   const links = new Int32Array(buffers.links);
-  // Generations start at a random point so handles of an earlier process never validate here.
-  const firstGeneration = (Math.random() * 0x3fffffff) | 0;
-  for (let s = 0; s < slotCount; s++) {
-    slots[s * SLOT_INTS + GEN] = firstGeneration;
-    slots[s * SLOT_INTS + LENGTH] = NONE;
-    slots[s * SLOT_INTS + FIRST_PAGE] = s + 1 < slotCount ? s + 1 : NONE;
-  }
   for (let p = 0; p < pageCount; p++) links[p] = p + 1 < pageCount ? p + 1 : NONE;
-  control[FREE_SLOT] = 0;
+  // Generations start at a random point so handles of an earlier process never validate here.
+  control[FIRST_GENERATION] = (Math.random() * 0x3fffffff) | 0;
+  control[FREE_SLOT] = NONE;
   control[FREE_PAGE] = 0;
+  control[OLDEST] = NONE;
+  control[NEWEST] = NONE;
+  control[NEVER_USED] = 0;
   return buffers;
 }
 
@@ -86,20 +124,40 @@ export class SnapshotStore {
     this.pageCount = this.links.length;
   }
 
-  /** Reserves a handle; returns 0 when every slot is in use (the caller then serves unbacked). */
+  /**
+   * Reserves a handle. When every slot is in use, the slot of the oldest handle (the one whose
+   * snapshot was taken longest ago) is taken: that handle becomes unknown.
+   */
   open(): number {
     this.lock();
     try {
-      const slot = this.control[FREE_SLOT]!;
-      if (slot === NONE) return 0;
-      const base = slot * SLOT_INTS;
-      this.control[FREE_SLOT] = this.slots[base + FIRST_PAGE]!;
+      let slot = this.control[FREE_SLOT]!;
+      let base: number;
+      if (slot !== NONE) {
+        base = slot * SLOT_INTS;
+        this.control[FREE_SLOT] = this.slots[base + FIRST_PAGE]!;
+        this.control[OPEN_COUNT]!++;
+      } else if (this.control[NEVER_USED]! < this.slotCount) {
+        slot = this.control[NEVER_USED]!++;
+        base = slot * SLOT_INTS;
+        this.slots[base + GEN] = this.control[FIRST_GENERATION]!;
+        this.control[OPEN_COUNT]!++;
+      } else {
+        slot = this.control[OLDEST]!;
+        if (slot === NONE) return 0; // no slots at all
+        base = slot * SLOT_INTS;
+        this.unlink(base);
+        this.freeChain(this.slots[base + FIRST_PAGE]!);
+        this.control[TAKEN_SLOTS]!++;
+      }
       const gen = (this.slots[base + GEN]! + 1) & 0x3fffffff;
       this.slots[base + GEN] = gen;
       this.slots[base + LENGTH] = NONE;
       this.slots[base + FIRST_PAGE] = NONE;
       this.slots[base + STATE] = 1;
-      this.control[OPEN_COUNT]!++;
+      this.slots[base + SERVED] = 0;
+      this.slots[base + CHECKSUM] = 0;
+      this.append(base);
       return gen * this.slotCount + slot + 1;
     } finally {
       this.unlock();
@@ -107,10 +165,12 @@ export class SnapshotStore {
   }
 
   /**
-   * Replaces the handle's snapshot. Returns false if the handle is unknown or the page pool is
-   * exhausted (the old snapshot is dropped either way, so no stale bytes are served).
+   * Replaces the handle's snapshot; `served` is how many of its bytes (from offset 0) the reader
+   * is being given with it. When the pool is full, the oldest snapshots of any handle are evicted
+   * to make room. Returns false if the handle is unknown or the content is larger than the whole
+   * pool (the old snapshot is dropped either way, so no stale bytes are served).
    */
-  put(fh: number, content: Buffer): boolean {
+  put(fh: number, content: Buffer, served = 0): boolean {
     this.lock();
     try {
       const base = this.slotBase(fh);
@@ -118,9 +178,14 @@ export class SnapshotStore {
       this.freeChain(this.slots[base + FIRST_PAGE]!);
       this.slots[base + FIRST_PAGE] = NONE;
       this.slots[base + LENGTH] = NONE;
+      this.slots[base + SERVED] = 0;
       const needed = Math.ceil(content.length / PAGE_SIZE);
+      if (needed > this.pageCount) return false;
+      // The newest snapshot from now on: the eviction below never picks it.
+      this.unlink(base);
+      this.append(base);
+      while (this.control[USED_PAGES]! + needed > this.pageCount) this.evictOldest();
       const first = this.allocChain(needed);
-      if (first === NONE && needed > 0) return false;
       let page = first;
       for (let pos = 0; pos < content.length; pos += PAGE_SIZE) {
         content.copy(this.pages, page * PAGE_SIZE, pos, Math.min(pos + PAGE_SIZE, content.length));
@@ -128,7 +193,20 @@ export class SnapshotStore {
       }
       this.slots[base + FIRST_PAGE] = first;
       this.slots[base + LENGTH] = content.length;
+      this.slots[base + SERVED] = Math.min(Math.max(0, served), content.length);
       return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /** For a handle whose snapshot was evicted: what it was served of it; null for any other handle. */
+  evicted(fh: number): EvictedSnapshot | null {
+    this.lock();
+    try {
+      const base = this.slotBase(fh);
+      if (base < 0 || this.slots[base + LENGTH] !== EVICTED) return null;
+      return { served: this.slots[base + SERVED]!, checksum: this.slots[base + CHECKSUM]! };
     } finally {
       this.unlock();
     }
@@ -136,7 +214,7 @@ export class SnapshotStore {
 
   /**
    * Copies up to `size` bytes from `offset` of the handle's snapshot. Returns null if the handle
-   * is unknown or has no snapshot yet; an empty buffer at or past the end.
+   * is unknown or has no snapshot (not yet, or evicted); an empty buffer at or past the end.
    */
   read(fh: number, offset: number, size: number): Buffer | null {
     this.lock();
@@ -147,6 +225,7 @@ export class SnapshotStore {
       if (length < 0) return null;
       const end = Math.min(length, offset + size);
       if (offset >= end) return Buffer.alloc(0);
+      if (end > this.slots[base + SERVED]!) this.slots[base + SERVED] = end;
       const out = Buffer.allocUnsafe(end - offset);
       let page = this.slots[base + FIRST_PAGE]!;
       for (let skip = Math.floor(offset / PAGE_SIZE); skip > 0; skip--) page = this.links[page]!;
@@ -170,6 +249,7 @@ export class SnapshotStore {
     try {
       const base = this.slotBase(fh);
       if (base < 0) return;
+      this.unlink(base);
       this.freeChain(this.slots[base + FIRST_PAGE]!);
       this.slots[base + FIRST_PAGE] = this.control[FREE_SLOT]!;
       this.slots[base + LENGTH] = NONE;
@@ -187,6 +267,8 @@ export class SnapshotStore {
       usedPages: Atomics.load(this.control, USED_PAGES),
       pageCount: this.pageCount,
       slotCount: this.slotCount,
+      evictions: Atomics.load(this.control, EVICTIONS),
+      takenSlots: Atomics.load(this.control, TAKEN_SLOTS),
     };
   }
 
@@ -197,6 +279,51 @@ export class SnapshotStore {
     const base = slot * SLOT_INTS;
     if (this.slots[base + STATE] !== 1 || this.slots[base + GEN] !== gen) return -1;
     return base;
+  }
+
+  /**
+   * Evicts the oldest snapshot that holds pages: the handle keeps its slot and remembers how
+   * much of the snapshot it was served, and its checksum.
+   */
+  private evictOldest(): void {
+    let slot = this.control[OLDEST]!;
+    while (slot !== NONE && this.slots[slot * SLOT_INTS + FIRST_PAGE] === NONE) slot = this.slots[slot * SLOT_INTS + NEXT]!;
+    if (slot === NONE) throw new Error('snapshot store: pages in use but no snapshot holds any');
+    const base = slot * SLOT_INTS;
+    const served = this.slots[base + SERVED]!;
+    let hash = 0x811c9dc5;
+    let page = this.slots[base + FIRST_PAGE]!;
+    for (let pos = 0; pos < served; pos += PAGE_SIZE) {
+      hash = checksum(this.pages, page * PAGE_SIZE, page * PAGE_SIZE + Math.min(PAGE_SIZE, served - pos), hash);
+      page = this.links[page]!;
+    }
+    this.freeChain(this.slots[base + FIRST_PAGE]!);
+    this.slots[base + FIRST_PAGE] = NONE;
+    this.slots[base + LENGTH] = EVICTED;
+    this.slots[base + CHECKSUM] = hash;
+    this.control[EVICTIONS]!++;
+  }
+
+  /** Appends an open slot to the age list as its newest. */
+  private append(base: number): void {
+    const slot = base / SLOT_INTS;
+    const newest = this.control[NEWEST]!;
+    this.slots[base + PREV] = newest;
+    this.slots[base + NEXT] = NONE;
+    if (newest === NONE) this.control[OLDEST] = slot;
+    else this.slots[newest * SLOT_INTS + NEXT] = slot;
+    this.control[NEWEST] = slot;
+  }
+
+  private unlink(base: number): void {
+    const prev = this.slots[base + PREV]!;
+    const next = this.slots[base + NEXT]!;
+    if (prev === NONE) this.control[OLDEST] = next;
+    else this.slots[prev * SLOT_INTS + NEXT] = next;
+    if (next === NONE) this.control[NEWEST] = prev;
+    else this.slots[next * SLOT_INTS + PREV] = prev;
+    this.slots[base + PREV] = NONE;
+    this.slots[base + NEXT] = NONE;
   }
 
   private allocChain(count: number): number {

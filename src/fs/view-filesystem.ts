@@ -6,6 +6,11 @@
  * READ arrives at offset 0 and kept with the open file handle, so a reader that reads in chunks
  * gets one consistent snapshot; a READ at a later offset is served from that snapshot (and, if
  * the handle has none yet, from a fresh one instead of an empty answer).
+ *
+ * The snapshot pool is bounded and evicts the oldest snapshots when full. A handle whose snapshot
+ * was evicted renders afresh at its next read at offset 0; at a later offset, it is served from a
+ * fresh rendering only if that begins with exactly the bytes the reader was already given
+ * (checksum), and otherwise answers ESTALE rather than a file made of two renderings.
  */
 import { lstatSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import type { Logger } from '../common/log.js';
@@ -22,7 +27,7 @@ import { DirentType, Errno as E, FOPEN_DIRECT_IO } from '../fuse/protocol.js';
 import { viewFiles } from '../views/catalog.js';
 import { CpuDirView, type HostEntry, isCpuName } from './cpu-dir.js';
 import { derivedIno } from './inode.js';
-import type { SnapshotStore } from './snapshot-store.js';
+import { checksum, type EvictedSnapshot, type SnapshotStore } from './snapshot-store.js';
 import { CPU_DIR, S_IFLNK, S_IFREG, type StaticNode, StaticTree } from './tree.js';
 import type { ViewSource } from '../container/view-source.js';
 
@@ -65,6 +70,7 @@ export class ViewFilesystem implements FuseFilesystem {
   private readonly sizeHints = new Map<string, { size: number; until: number }>();
   private lastWalkMs = 0;
   private warnedUnbacked = false;
+  private warnedStale = false;
 
   constructor(
     private readonly source: ViewSource,
@@ -125,14 +131,26 @@ export class ViewFilesystem implements FuseFilesystem {
   }
 
   read(ctx: RequestContext, ino: number, fh: number, offset: number, size: number): Buffer | Errno {
+    let lost: EvictedSnapshot | null = null;
     if (offset > 0) {
       const cached = this.store.read(fh, offset, size);
       if (cached) return cached;
+      lost = this.store.evicted(fh);
     }
     const content = this.fileContent(ctx, ino);
     if (typeof content === 'number') return content;
-    this.keep(fh, content);
-    return content.subarray(Math.min(offset, content.length), Math.min(offset + size, content.length));
+    // The handle's snapshot was evicted (the pool was full) after the reader had some of it: a
+    // fresh rendering may continue it only if it begins with the very bytes the reader has.
+    if (lost && (content.length < lost.served || checksum(content, 0, lost.served) !== lost.checksum)) {
+      if (!this.warnedStale) {
+        this.warnedStale = true;
+        this.log.warn('a read continued a handle whose snapshot was evicted, and the file had changed: answered ESTALE');
+      }
+      return E.ESTALE;
+    }
+    const end = Math.min(offset + size, content.length);
+    this.keep(fh, content, Math.max(end, lost?.served ?? 0));
+    return content.subarray(Math.min(offset, content.length), end);
   }
 
   release(_ino: number, fh: number): void {
@@ -238,15 +256,18 @@ export class ViewFilesystem implements FuseFilesystem {
     const fh = this.store.open();
     if (fh === 0 && !this.warnedUnbacked) {
       this.warnedUnbacked = true;
-      this.log.warn('snapshot store full: serving reads without per-handle snapshots');
+      this.log.warn('snapshot store has no slots: serving reads without per-handle snapshots');
     }
     return fh;
   }
 
-  private keep(fh: number, content: Buffer): void {
-    if (fh !== 0 && !this.store.put(fh, content) && !this.warnedUnbacked) {
+  /** Keeps `content` as the handle's snapshot, `served` bytes of it given to the reader. */
+  private keep(fh: number, content: Buffer, served = 0): void {
+    if (fh === 0 || this.store.put(fh, content, served)) return;
+    // Unknown handles (of an earlier serving process, or whose slot was taken) are served unbacked.
+    if (content.length > this.store.stats().pageCount * 4096 && !this.warnedUnbacked) {
       this.warnedUnbacked = true;
-      this.log.warn({ bytes: content.length }, 'snapshot store full: a read is served without a snapshot');
+      this.log.warn({ bytes: content.length }, 'a file larger than the snapshot pool is served without a snapshot');
     }
   }
 

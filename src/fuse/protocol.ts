@@ -191,4 +191,5 @@ export const Errno = {
   ENOSYS: 38,
   ENODATA: 61,
   ENOTSUP: 95,
+  ESTALE: 116,
 } as const;

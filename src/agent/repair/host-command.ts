@@ -26,6 +26,9 @@ export function runHostCommand(
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+      // A process group of its own, so that a command past its time is killed with everything it
+      // started (nsenter -p runs its command in a child; a shell runs umount and mount).
+      detached: true,
     });
     let stderr = '';
     let stdout = '';
@@ -35,7 +38,11 @@ export function runHostCommand(
     });
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, timeoutMs);
     child.stderr!.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-65_536);

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../../common/log.js';
 import { parseMountinfo } from '../mountinfo.js';
-import { detachInNamespace } from './namespace-mounts.js';
+import { changeInNamespace } from './namespace-mounts.js';
 import { devicesAt } from './path-probe.js';
 import { bootId, listMountNamespaces, namespaceRepresentative, processStartTime } from './processes.js';
 import { type UnboundMount, writeUnbindRecord } from './unbind-record.js';
@@ -27,14 +27,20 @@ export interface PlannedStopResult {
 
 const PARALLEL_NAMESPACES = 8;
 
+/** A bind of the live view to detach (by its mount id), and what it takes to put it back. */
+interface LiveBind {
+  readonly mountId: number;
+  readonly mount: UnboundMount;
+}
+
 /**
  * The binds of the live view in every mount namespace, with what it takes to put each back. Only
  * binds the container actually sees are taken: detaching goes by path, and a path that leads
  * elsewhere (a bind hidden by a mount above it) must not be detached.
  */
-async function findLiveBinds(options: PlannedStopOptions): Promise<UnboundMount[]> {
+async function findLiveBinds(options: PlannedStopOptions): Promise<LiveBind[]> {
   const procRoot = options.procRoot ?? '/proc';
-  const found: UnboundMount[] = [];
+  const found: LiveBind[] = [];
   for (const [namespace, pids] of listMountNamespaces(procRoot)) {
     let pid: number;
     let text: string;
@@ -53,7 +59,8 @@ async function findLiveBinds(options: PlannedStopOptions): Promise<UnboundMount[
     const devices = await devicesAt(binds.map((b) => inside(b.mountpoint)));
     for (const bind of binds) {
       if (devices.get(inside(bind.mountpoint)) !== options.liveDevice) continue;
-      found.push({ namespace, pid, startTime, target: bind.mountpoint, root: bind.root, flags: bindFlags(bind) });
+      const mount = { namespace, pid, startTime, target: bind.mountpoint, root: bind.root, flags: bindFlags(bind) };
+      found.push({ mountId: bind.id, mount });
     }
   }
   return found;
@@ -73,24 +80,29 @@ export async function unbindForStop(options: PlannedStopOptions): Promise<Planne
     bootId: bootId(options.procRoot),
     mountpoint: options.mountpoint,
     stoppedAt: new Date().toISOString(),
-    mounts: binds,
+    mounts: binds.map((b) => b.mount),
   });
-  const byNamespace = new Map<string, UnboundMount[]>();
-  for (const bind of binds) byNamespace.set(bind.namespace, [...(byNamespace.get(bind.namespace) ?? []), bind]);
+  const byNamespace = new Map<string, LiveBind[]>();
+  for (const bind of binds) byNamespace.set(bind.mount.namespace, [...(byNamespace.get(bind.mount.namespace) ?? []), bind]);
   const queue = [...byNamespace.values()];
   let unbound = 0;
   let failed = 0;
   const worker = async () => {
     for (let group = queue.shift(); group; group = queue.shift()) {
-      for (const bind of group) {
-        const result = await detachInNamespace(bind.pid, bind.target);
+      // One host command per namespace (every bind of a namespace was found through one process).
+      const results = await changeInNamespace(
+        group[0]!.mount.pid,
+        group.map((bind) => ({ kind: 'detach' as const, mountId: bind.mountId, target: bind.mount.target })),
+      );
+      group.forEach((bind, i) => {
+        const result = results[i]!;
         if (result.ok) {
           unbound++;
-          continue;
+          return;
         }
         failed++;
-        log.warn({ containerPid: bind.pid, target: bind.target, detail: result.detail }, 'planned stop: could not detach a bind of the view');
-      }
+        log.warn({ containerPid: bind.mount.pid, target: bind.mount.target, detail: result.detail }, 'planned stop: could not detach a bind of the view');
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_NAMESPACES, queue.length) }, worker));

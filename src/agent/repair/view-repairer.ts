@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../../common/log.js';
 import { parseMountinfo } from '../mountinfo.js';
-import { bindInNamespace, detachInNamespace } from './namespace-mounts.js';
+import { changeInNamespace, type MountChange } from './namespace-mounts.js';
 import { devicesAt, findDeadPaths } from './path-probe.js';
 import {
   bootId,
@@ -55,7 +55,7 @@ export interface RepairerOptions {
   readonly procRoot?: string;
 }
 
-/** Namespaces examined at the same time (each runs a few short host commands). */
+/** Namespaces examined at the same time (each runs up to three short host commands). */
 const PARALLEL_NAMESPACES = 8;
 /** A namespace whose repair failed is retried on this many following passes, then only on rechecks. */
 const MAX_RETRIES = 3;
@@ -222,42 +222,48 @@ export class ViewRepairer {
       }
       return { outcomes, settled: !probe.undecided };
     }
-    for (const mount of dead) {
-      const source = liveSourceFor(liveView, mount.root);
-      const detached = await detachInNamespace(pid, mount.mountpoint);
-      if (!detached.ok) {
-        outcomes.push({
-          ...base,
-          result: 'failed',
-          target: mount.mountpoint,
-          detail: `detaching the stale mount: ${detached.detail}`,
-        });
-        continue;
-      }
-      const bound = await bindInNamespace(pid, source, mount.mountpoint, bindFlags(mount));
-      outcomes.push(
-        bound.ok
-          ? { ...base, result: 'repaired', target: mount.mountpoint, source }
-          : {
-              ...base,
-              result: 'failed',
-              target: mount.mountpoint,
-              source,
-              detail: `binding the live file: ${bound.detail} (the stale mount is gone: the container sees the host's file)`,
-            },
-      );
-    }
+    // Every change this namespace needs, made by one host command.
+    const changes: Extract<MountChange, { source: string }>[] = [
+      ...dead.map((mount) => ({
+        kind: 'replace' as const,
+        mountId: mount.id,
+        source: liveSourceFor(liveView, mount.root),
+        target: mount.mountpoint,
+        flags: bindFlags(mount),
+      })),
+      ...pending.map((restore) => ({
+        kind: 'bind' as const,
+        source: liveSourceFor(liveView, restore.root),
+        target: restore.target,
+        flags: restore.flags,
+      })),
+    ];
+    const results = await changeInNamespace(pid, changes);
     const restoresLeft: UnboundMount[] = [];
-    for (const restore of pending) {
-      const source = liveSourceFor(liveView, restore.root);
-      const bound = await bindInNamespace(pid, source, restore.target, restore.flags);
-      if (!bound.ok) restoresLeft.push(restore);
+    changes.forEach((change, i) => {
+      const done = results[i]!;
+      const { source, target } = change;
+      if (change.kind === 'replace') {
+        if (done.ok) outcomes.push({ ...base, result: 'repaired', target, source });
+        else if (done.failedStep === 'detach')
+          outcomes.push({ ...base, result: 'failed', target, detail: `detaching the stale mount: ${done.detail}` });
+        else
+          outcomes.push({
+            ...base,
+            result: 'failed',
+            target,
+            source,
+            detail: `binding the live file: ${done.detail} (the stale mount is gone: the container sees the host's file)`,
+          });
+        return;
+      }
+      if (!done.ok) restoresLeft.push(pending[i - dead.length]!);
       outcomes.push(
-        bound.ok
-          ? { ...base, result: 'restored', target: restore.target, source }
-          : { ...base, result: 'failed', target: restore.target, source, detail: `binding the live file: ${bound.detail}` },
+        done.ok
+          ? { ...base, result: 'restored', target, source }
+          : { ...base, result: 'failed', target, source, detail: `binding the live file: ${done.detail}` },
       );
-    }
+    });
     const failed = outcomes.some((o) => o.result === 'failed');
     return { outcomes, settled: !probe.undecided && !failed, restoresLeft };
   }

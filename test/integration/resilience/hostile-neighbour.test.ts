@@ -1,8 +1,10 @@
 /**
  * A hostile neighbour: five processes in one sandbox hold 19,000 handles of view files each (the
  * machine's per-process limit is 20,000), every handle with a snapshot taken. The serving
- * process's memory stays within its snapshot pool's bound, and a second sandbox reading its
- * /proc/meminfo 7 bytes at a time still gets whole, consistent files with its own limit.
+ * process's memory stays within its snapshot pool's bound, which runs full; a second sandbox
+ * reading its /proc/meminfo 7 bytes at a time still gets whole, consistent files with its own
+ * limit, and so does a third one whose memory use moves all the time, reading slowly (values
+ * change between its reads): its handles get snapshots, the hoarders' oldest being evicted.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -42,12 +44,21 @@ test('five processes holding 19,000 handles each: the agent stays within its poo
 
     const line = '^[A-Za-z0-9_()]+: +\\d+( kB)?$';
     const neighbour = node.startSandbox('neighbour', 256, [process.execPath, chunkedReader, '/proc/meminfo', '7', '300', line, '^MemTotal: +262144 kB$']);
-    const [result] = await summaries<{ rounds: number; wrong: number; failures: number; firstWrong?: string }>([neighbour]);
-    const full = daemon.stderr().includes('snapshot store full');
+    // Memory use that moves all the time (a 16 MiB buffer taken and given back), read 7 bytes
+    // every 4 ms: a file takes about a second, over which the values change.
+    const churn = 'while :; do dd if=/dev/zero of=/dev/null bs=16M count=1 2>/dev/null; done';
+    const moving = node.startSandbox('moving', 256, ['sh', '-c',
+      `(${churn}) & ${process.execPath} ${chunkedReader} /proc/meminfo 7 15 '${line}' '^MemTotal: +262144 kB$' 4; kill $!`]);
+    type Summary = { rounds: number; wrong: number; failures: number; firstWrong?: string };
+    const [result, movingResult] = await summaries<Summary>([neighbour, moving]);
+    const stderr = daemon.stderr();
     t.diagnostic(`neighbour: ${result!.rounds} files read 7 bytes at a time, ${result!.wrong} wrong, ${result!.failures} failed; ` +
-      `the snapshot pool ${full ? 'ran full (later handles were served without snapshots)' : 'never ran full'}`);
-    assert.equal(result!.failures, 0, result!.firstWrong);
-    assert.equal(result!.wrong, 0, `a file made of pieces of different renderings:\n${result!.firstWrong}`);
+      `moving neighbour: ${movingResult!.rounds} files read slowly, ${movingResult!.wrong} wrong, ${movingResult!.failures} failed`);
+    for (const r of [result!, movingResult!]) {
+      assert.equal(r.failures, 0, r.firstWrong);
+      assert.equal(r.wrong, 0, `a file made of pieces of different renderings:\n${r.firstWrong}`);
+    }
+    assert.ok(!/without (per-handle )?snapshots?/.test(stderr), `some handle was served without a snapshot:\n${stderr}`);
     assert.ok(during - before < (POOL_MIB + SLACK_MIB) * 1024, `serving process grew ${((during - before) / 1024).toFixed(1)} MiB`);
     assert.equal(serverPidOf(daemon.pid), server, 'the serving process was never replaced');
   } finally {

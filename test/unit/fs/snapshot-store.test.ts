@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { createSnapshotStoreBuffers, SnapshotStore } from '../../../src/fs/snapshot-store.js';
+import { checksum, createSnapshotStoreBuffers, SnapshotStore } from '../../../src/fs/snapshot-store.js';
 
 test('a snapshot is read back at any offset and in pieces', () => {
   const store = new SnapshotStore(createSnapshotStoreBuffers(4, 16));
@@ -46,15 +46,75 @@ test('a released or foreign handle is unknown, never aliased to a reused slot', 
   assert.equal(otherProcess.read(second, 0, 10), null);
 });
 
-test('when slots or pages run out it says so instead of corrupting', () => {
-  const store = new SnapshotStore(createSnapshotStoreBuffers(2, 2));
+test('a full pool evicts the oldest snapshots, whoever holds them, so a new one always fits', () => {
+  const store = new SnapshotStore(createSnapshotStoreBuffers(8, 4));
+  // One holder takes the whole pool with two snapshots...
+  const hoard1 = store.open();
+  const hoard2 = store.open();
+  const old1 = Buffer.alloc(2 * 4096, 'a');
+  assert.equal(store.put(hoard1, old1, 100), true);
+  assert.equal(store.put(hoard2, Buffer.alloc(2 * 4096, 'b')), true);
+  assert.equal(store.stats().usedPages, 4);
+  // ...a neighbour's new handle still gets one: the oldest snapshot (hoard1's) makes room.
+  const neighbour = store.open();
+  assert.equal(store.put(neighbour, Buffer.from('neighbour')), true);
+  assert.deepEqual(store.read(neighbour, 0, 100), Buffer.from('neighbour'));
+  assert.equal(store.read(hoard1, 0, 10), null, 'evicted');
+  assert.equal(store.read(hoard2, 0, 1)!.toString(), 'b', 'the newer snapshot stays');
+  assert.equal(store.stats().evictions, 1);
+  assert.ok(store.stats().usedPages <= 4, 'the pool stays bounded');
+  // The evicted handle remembers what its reader had: 100 bytes of old1, and their checksum.
+  assert.deepEqual(store.evicted(hoard1), { served: 100, checksum: checksum(old1, 0, 100) });
+  assert.equal(store.evicted(hoard2), null, 'not evicted');
+  // A new snapshot for it (its next read at offset 0) makes it a normal handle again.
+  assert.equal(store.put(hoard1, Buffer.from('again'), 5), true);
+  assert.equal(store.evicted(hoard1), null);
+  assert.equal(store.read(hoard1, 0, 10)!.toString(), 'again');
+  // A snapshot taken again is the newest: the oldest now is hoard2's.
+  const other = store.open();
+  store.put(other, Buffer.alloc(3 * 4096, 'c'));
+  assert.equal(store.read(hoard2, 0, 1), null, 'hoard2 evicted first');
+  assert.equal(store.read(hoard1, 0, 10)!.toString(), 'again');
+});
+
+test('the bytes served so far follow the reads', () => {
+  const store = new SnapshotStore(createSnapshotStoreBuffers(2, 1));
+  const a = store.open();
+  const content = Buffer.from('0123456789');
+  store.put(a, content, 3);
+  store.read(a, 3, 4);
+  store.read(a, 0, 2); // a re-read of the start does not move it back
+  const b = store.open();
+  store.put(b, Buffer.from('x')); // evicts a
+  assert.deepEqual(store.evicted(a), { served: 7, checksum: checksum(content, 0, 7) });
+});
+
+test('when every slot is in use, the oldest handle\'s slot is taken and that handle becomes unknown', () => {
+  const store = new SnapshotStore(createSnapshotStoreBuffers(2, 4));
   const a = store.open();
   const b = store.open();
-  assert.equal(store.open(), 0, 'no slot left');
-  assert.equal(store.put(a, Buffer.alloc(2 * 4096)), true);
-  assert.equal(store.put(b, Buffer.alloc(10)), false, 'no page left');
-  assert.equal(store.read(b, 0, 10), null);
-  assert.equal(store.read(a, 0, 3 * 4096)!.length, 2 * 4096);
+  store.put(a, Buffer.from('a'));
+  store.put(b, Buffer.from('b'));
+  const c = store.open();
+  assert.ok(c > 0, 'a new handle always gets a slot');
+  assert.equal(store.stats().takenSlots, 1);
+  assert.equal(store.stats().openHandles, 2);
+  assert.equal(store.read(a, 0, 1), null, 'a (the oldest) is unknown now');
+  assert.equal(store.evicted(a), null);
+  assert.equal(store.put(a, Buffer.from('x')), false);
+  store.release(a); // ignored
+  assert.equal(store.read(b, 0, 1)!.toString(), 'b');
+  assert.equal(store.put(c, Buffer.from('c')), true);
+  assert.equal(store.read(c, 0, 1)!.toString(), 'c');
+});
+
+test('a snapshot larger than the whole pool is refused, and nothing stale is served', () => {
+  const store = new SnapshotStore(createSnapshotStoreBuffers(2, 2));
+  const a = store.open();
+  assert.equal(store.put(a, Buffer.from('small')), true);
+  assert.equal(store.put(a, Buffer.alloc(3 * 4096)), false);
+  assert.equal(store.read(a, 0, 10), null);
+  assert.equal(store.stats().usedPages, 0);
 });
 
 test('a snapshot put by one thread is read by another', async () => {
