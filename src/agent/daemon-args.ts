@@ -38,7 +38,7 @@ export interface DaemonArgs {
   sysinfoSocket: string | null;
   /** The kubelet's seccomp directory, where the Localhost profile for the syscall view is written. */
   seccompProfileDir: string | null;
-  /** Take the live connection over from an agent that serves the mountpoint (false: refuse to start). */
+  /** Take the live connection over from an agent that serves the mountpoint, and offer ours (false: neither). */
   takeover: boolean;
   /** How long that agent has to answer before this one mounts a new view over its mountpoint. */
   takeoverTimeoutMs: number;
@@ -115,7 +115,8 @@ The syscall view (see docs/syscall-view.md; off unless a socket is given):
 
 Upgrades (see docs/resilience.md#takeover):
       --no-takeover         refuse to start on a mountpoint a live agent serves (by default the new
-                            agent takes the live connection over from it: containers notice nothing)
+                            agent takes the live connection over from it: containers notice nothing),
+                            and offer no handover socket to a later one (it is then refused too)
       --takeover-timeout S  how long the live agent has to answer (default ${DEFAULT_TAKEOVER_TIMEOUT_S}); if it does not,
                             a new view is mounted over its mountpoint and its containers are repaired
                             onto it once it stops

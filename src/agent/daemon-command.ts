@@ -265,7 +265,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       }
     };
 
-    const handover = liveDevice
+    const handover = liveDevice && args.takeover
       ? new HandoverServer(
           handoverSocketPath(mountpoint),
           packageVersion(),

@@ -23,7 +23,8 @@ import { errnoCode, RunError } from './run-error.js';
 export function ownDaemonCommand(): string[] {
   const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
   // --no-repair: a view private to one sandbox has no business in other containers' mounts.
-  return [process.execPath, cli, '-f', '--enable-cfs', '-l', '--no-repair'];
+  // --no-takeover: nor does any other agent have a reason to take it over.
+  return [process.execPath, cli, '-f', '--enable-cfs', '-l', '--no-repair', '--no-takeover'];
 }
 
 /** The sysinfo filter installer of this installation (see syscall/filter-exec.ts). */
