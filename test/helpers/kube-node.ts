@@ -88,15 +88,15 @@ export function cmdline(pid: number): string {
   }
 }
 
-/** Mount points of a mountinfo file with their filesystem type. */
-export function mounts(mountinfoPath: string): { mountpoint: string; fstype: string; source: string }[] {
+/** Mount points of a mountinfo file with their filesystem type and device (major:minor). */
+export function mounts(mountinfoPath: string): { mountpoint: string; fstype: string; source: string; device: string }[] {
   return readFileSync(mountinfoPath, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => {
       const fields = line.split(' ');
       const sep = fields.indexOf('-');
-      return { mountpoint: fields[4]!, fstype: fields[sep + 1]!, source: fields[sep + 2]! };
+      return { mountpoint: fields[4]!, fstype: fields[sep + 1]!, source: fields[sep + 2]!, device: fields[2]! };
     });
 }
 
@@ -116,8 +116,34 @@ export interface ReaderResult {
  * been good again for that many seconds after a bad one.
  */
 export function podReader(kubeconfig: string, ns: string, pod: string, seconds: number, memTotalKb: number, settle?: number) {
-  const script = readFileSync(`${repoRoot}test/fixtures/node/reader.sh`);
-  const args = [String(seconds), String(memTotalKb), ...(settle ? [String(settle)] : [])];
+  const script = readFileSync(`${repoRoot}test/fixtures/node/reader.sh`, 'utf8');
+  return runReader(kubeconfig, ns, pod, script, [String(seconds), String(memTotalKb), ...(settle ? [String(settle)] : [])]);
+}
+
+/**
+ * The same reader, for at most `seconds`, ended by stop(): its loop also ends once a file of its
+ * own exists in the pod's /tmp (stop() creates it), and it then prints its totals as usual.
+ */
+export function stoppablePodReader(kubeconfig: string, ns: string, pod: string, seconds: number, memTotalKb: number) {
+  const stopFile = `/tmp/lxcfs-ts-reader-stop-${process.pid}-${Date.now()}`;
+  const loop = 'while [ "$(date +%s)" -lt "$end" ]; do';
+  const fixture = readFileSync(`${repoRoot}test/fixtures/node/reader.sh`, 'utf8');
+  if (!fixture.includes(loop)) throw new Error(`test/fixtures/node/reader.sh has no line ${loop}`);
+  const script = fixture.replace(loop, `while [ "$(date +%s)" -lt "$end" ] && [ ! -e ${stopFile} ]; do`);
+  const result = runReader(kubeconfig, ns, pod, script, [String(seconds), String(memTotalKb)]);
+  return {
+    result,
+    stop(): Promise<ReaderResult> {
+      spawnSync('kubectl', ['-n', ns, 'exec', pod, '--', 'touch', stopFile], {
+        env: { ...process.env, KUBECONFIG: kubeconfig },
+        timeout: 30_000,
+      });
+      return result;
+    },
+  };
+}
+
+function runReader(kubeconfig: string, ns: string, pod: string, script: string, args: string[]) {
   const child = spawn('kubectl', ['-n', ns, 'exec', '-i', pod, '--', 'sh', '-s', ...args], {
     env: { ...process.env, KUBECONFIG: kubeconfig },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -146,9 +172,10 @@ export function podReader(kubeconfig: string, ns: string, pod: string, seconds: 
 
 /**
  * Follows a pod's logs (`kubectl logs -f`) from now on, so that what a pod printed while it was
- * being deleted can still be shown once it is gone. stop() ends the follower and returns the text.
+ * being deleted can still be shown once it is gone. text() is what came so far; stop() ends the
+ * follower and returns the text.
  */
-export function followLogs(kubeconfig: string, ns: string, pod: string): { stop(): string } {
+export function followLogs(kubeconfig: string, ns: string, pod: string): { text(): string; stop(): string } {
   const child = spawn('kubectl', ['-n', ns, 'logs', '-f', '--timestamps', '--tail', '20', pod], {
     env: { ...process.env, KUBECONFIG: kubeconfig },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -157,6 +184,7 @@ export function followLogs(kubeconfig: string, ns: string, pod: string): { stop(
   child.stdout.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr.on('data', (d: Buffer) => (text += d.toString()));
   return {
+    text: () => text,
     stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return text;

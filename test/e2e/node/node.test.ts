@@ -26,6 +26,7 @@ import {
   podProcessIds,
   followLogs,
   podReader,
+  stoppablePodReader,
 } from '../../helpers/kube-node.js';
 import { chartDir, helm } from '../../helpers/helm.js';
 import { hasDaemonSetSurge, helmArgsWithoutSurge, type Kubectl, kubectlFor } from '../../helpers/kube-env.js';
@@ -68,7 +69,11 @@ interface PodStatus {
       ready: boolean;
       restartCount: number;
       containerID?: string;
-      state?: { waiting?: { reason?: string }; running?: { startedAt?: string } };
+      state?: {
+        waiting?: { reason?: string };
+        running?: { startedAt?: string };
+        terminated?: { exitCode?: number; reason?: string };
+      };
     }[];
   };
 }
@@ -328,6 +333,177 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     assert.ok(after.some((p) => p !== server && cmdline(p).includes('serve-main.js')), 'a new serving process took over');
   });
 
+  it('3b. takeover: a newcomer agent pod takes the live connection over, then the DaemonSet\'s next pod takes it from the newcomer; zero failed reads, no host value', async (t: TestContext) => {
+    // Kubernetes 1.20 has no DaemonSet surge: the newcomer is a plain pod made of the DaemonSet's
+    // own pod template, pinned to the node, waiting after it hands over (--after-handover wait).
+    const newcomer = 'lxcfs-ts-agent-newcomer';
+    const serving = 'took over the live connection: serving alone';
+    const handedOver = 'handed the connection over';
+    const stoppedHandedOver = 'stopped (the connection was handed over: nothing is unmounted)';
+    const repairs = /repaired a container's stale view mounts|put back view binds/;
+    const logsOf = (name: string) => {
+      const r = k.try(['-n', system, 'logs', name, '-c', 'agent']);
+      return r.status === 0 ? r.stdout : '';
+    };
+    const takeoverMsIn = (log: string) => {
+      const line = log.split('\n').find((l) => l.includes(serving));
+      const ms = /"takeoverMs":(\d+)/.exec(line ?? '')?.[1];
+      return ms === undefined ? undefined : Number(ms);
+    };
+    /** When the agent logged a line (its own clock, seconds since the epoch). */
+    const loggedAt = (log: string, msg: string) => {
+      const line = log.split('\n').find((l) => l.includes(msg));
+      const ms = /"time":(\d+)/.exec(line ?? '')?.[1];
+      return ms === undefined ? undefined : Number(ms) / 1000;
+    };
+    const viewDevices = () => nodeMounts().filter((m) => m.mountpoint === viewDir && m.fstype === 'fuse.lxcfs').map((m) => m.device);
+    const newcomerPod = () => {
+      const r = k.try(['-n', system, 'get', 'pod', newcomer, '-o', 'json']);
+      return r.status === 0 ? JSON.parse(r.stdout) as PodStatus : undefined;
+    };
+    const newcomerAlive = () => {
+      const c = newcomerPod()?.status.containerStatuses?.find((s) => s.name === 'agent');
+      if (c?.state?.terminated) throw new Error(`the newcomer's agent ended: ${JSON.stringify(c.state.terminated)}\n${logsOf(newcomer)}`);
+    };
+    /** Reads in the work pod across one event; 0 failed reads and 0 host values, or the step fails. */
+    const across = async (what: string, event: () => Promise<void>) => {
+      const reader = stoppablePodReader(node!.kubeconfig, ns, 'work', 300, memTotalKb);
+      try {
+        await new Promise((r) => setTimeout(r, 3000));
+        const started = Date.now() / 1000;
+        await event();
+        await new Promise((r) => setTimeout(r, 2000));
+        const result = await reader.stop();
+        t.diagnostic(`${what}: ${result.ok} good reads, ${result.wrong} of the host's file, ${result.errors} failed` +
+          (result.transitions.length > 0 ? `; changes: ${result.transitions.map((x) => `${x.state}@+${(x.at - started).toFixed(2)}s`).join(' ')}` : ''));
+        assert.equal(result.errors, 0, `${what}: no failed read: ${JSON.stringify(result.transitions)}`);
+        assert.equal(result.wrong, 0, `${what}: no read of the host's file: ${JSON.stringify(result.transitions)}`);
+        assert.ok(result.ok > 100, `${what}: the reader kept reading (${result.ok} reads)`);
+      } finally {
+        await reader.stop().catch(() => undefined);
+      }
+    };
+
+    const old = await agentReady(30_000);
+    const oldRestarts = old.status.containerStatuses!.find((c) => c.name === 'agent')!.restartCount;
+    const devices = viewDevices();
+    assert.equal(devices.length, 1, `one view mounted at ${viewDir} on the node: ${devices.join(' ')}`);
+
+    interface Template {
+      metadata: { annotations?: Record<string, string> };
+      spec: Record<string, unknown> & { containers: { name: string; args?: string[] }[] };
+    }
+    const ds = k.json<{ spec: { template: Template } }>(['-n', system, 'get', 'daemonset', 'lxcfs-ts-agent']);
+    const spec = structuredClone(ds.spec.template.spec);
+    const agent = spec.containers.find((c) => c.name === 'agent')!;
+    const args = agent.args ?? [];
+    const dsWaits = args.some((a, i) => a === '--after-handover=wait' || (a === '--after-handover' && args[i + 1] === 'wait'));
+    if (!dsWaits) agent.args = [...args.slice(0, -1), '--after-handover', 'wait', ...args.slice(-1)];
+    t.diagnostic(`the DaemonSet's agent ${dsWaits ? 'waits' : 'does not wait'} after handing over (${args.join(' ')})`);
+    const manifest = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: newcomer,
+        namespace: system,
+        // Not the DaemonSet's selector: it would adopt the pod (and remove one of two on the node).
+        labels: { 'app.kubernetes.io/name': 'lxcfs-ts', 'app.kubernetes.io/component': 'agent-newcomer' },
+        annotations: ds.spec.template.metadata.annotations ?? {},
+      },
+      // Never restarted: a newcomer that ends is a failure to see, not to retry.
+      spec: { ...spec, nodeName: (old as PodStatus & { spec: { nodeName: string } }).spec.nodeName, restartPolicy: 'Never' },
+    });
+
+    const oldLogs = followLogs(node!.kubeconfig, system, old.metadata.name);
+    let newcomerLogs: { stop(): string } | undefined;
+    try {
+      // 1. The newcomer takes the connection over from the DaemonSet's pod.
+      await across('newcomer takes over from the DaemonSet\'s pod', async () => {
+        const created = performance.now();
+        k(['apply', '-f', '-'], manifest);
+        const ms = await eventually('the newcomer serving alone', () => {
+          newcomerAlive();
+          return takeoverMsIn(logsOf(newcomer));
+        }, 120_000);
+        t.diagnostic(`newcomer: takeoverMs ${ms} (its ask to serving alone); pod created to serving alone: ${seconds(performance.now() - created)}`);
+        await eventually('the DaemonSet\'s agent to say it handed over', () => (oldLogs.text().includes(handedOver) ? true : undefined), 30_000);
+        if (dsWaits) {
+          await eventually('the DaemonSet\'s agent waiting for SIGTERM', () =>
+            (oldLogs.text().includes('handed over: waiting for SIGTERM') ? true : undefined), 30_000);
+        } else {
+          // It exits; the kubelet restarts its container, which takes the view back from the newcomer.
+          await eventually('the DaemonSet\'s agent exiting after the handover', () =>
+            (oldLogs.text().includes('handed over: exiting') ? true : undefined), 30_000);
+          await eventually('the restarted DaemonSet agent to take the view back', () => {
+            const p = agentPod().find((a) => a.metadata.name === old.metadata.name);
+            const restarted = (p?.status.containerStatuses?.find((c) => c.name === 'agent')?.restartCount ?? 0) > oldRestarts;
+            const tookBack = takeoverMsIn(logsOf(old.metadata.name)) !== undefined && logsOf(newcomer).includes(handedOver);
+            return restarted && tookBack ? true : undefined;
+          }, 120_000);
+          t.diagnostic(`the DaemonSet's restarted agent took the view back: takeoverMs ${takeoverMsIn(logsOf(old.metadata.name))}`);
+        }
+      });
+      assert.deepEqual(viewDevices(), devices, 'the same one mount serves (nothing unmounted, nothing mounted over it)');
+      assert.doesNotMatch(logsOf(newcomer), repairs, 'no container needed a repair');
+      newcomerAlive();
+
+      // 2. The DaemonSet's pod deleted (without surge, its replacement comes once it is gone): it
+      // stops without unmounting, and the replacement takes the connection over from the newcomer.
+      if (dsWaits) {
+        await across('the DaemonSet\'s pod replaced, its new pod takes over from the newcomer', async () => {
+          const deleted = performance.now();
+          const deletedAt = Date.now() / 1000;
+          k(['-n', system, 'delete', 'pod', old.metadata.name, '--wait=false']);
+          const next = await eventually('the DaemonSet\'s new pod serving alone', () => {
+            newcomerAlive();
+            const p = agentPod().find((a) => a.metadata.name !== old.metadata.name);
+            const ms = p ? takeoverMsIn(logsOf(p.metadata.name)) : undefined;
+            return p && ms !== undefined ? { name: p.metadata.name, ms } : undefined;
+          }, 180_000);
+          t.diagnostic(`the DaemonSet's new pod ${next.name}: takeoverMs ${next.ms}; serving alone ${seconds(performance.now() - deleted)} after the delete`);
+          await eventually('the newcomer to say it handed over and waits', () => {
+            const log = logsOf(newcomer);
+            return log.includes(handedOver) && log.includes('handed over: waiting for SIGTERM') ? true : undefined;
+          }, 30_000);
+          await eventually('the old DaemonSet agent stopped without unmounting', () =>
+            (oldLogs.text().includes(stoppedHandedOver) ? true : undefined), 30_000);
+          assert.doesNotMatch(oldLogs.text(), /planned stop|stopping: unmounting/, 'the old agent neither unbound nor unmounted anything');
+          const replacement = await agentReady(120_000);
+          // Without surge the DaemonSet makes the new pod only once the old one is gone.
+          const createdAt = Date.parse(replacement.metadata.creationTimestamp ?? '') / 1000;
+          t.diagnostic(`the old DaemonSet pod logged its stop +${(loggedAt(oldLogs.text(), stoppedHandedOver)! - deletedAt).toFixed(1)} s ` +
+            `after the delete; its replacement was created +${(createdAt - deletedAt).toFixed(0)} s after it`);
+        });
+        assert.deepEqual(viewDevices(), devices, 'still the same one mount');
+      } else {
+        t.diagnostic('the DaemonSet\'s agent serves again (its restarted container took the view back): its pod is deleted in step 4');
+      }
+
+      // 3. The newcomer, which has handed over, deleted: its SIGTERM changes nothing.
+      await across('the newcomer deleted', async () => {
+        const follower = followLogs(node!.kubeconfig, system, newcomer);
+        newcomerLogs = follower;
+        // Following before the delete: the pod's last lines would be gone with it.
+        await eventually('the newcomer\'s log followed', () => (follower.text().includes(serving) ? true : undefined), 20_000);
+        const deletedAt = Date.now() / 1000;
+        k(['-n', system, 'delete', 'pod', newcomer, '--wait=false']);
+        await eventually('the newcomer pod gone', () => (newcomerPod() === undefined ? true : undefined), 90_000);
+        const log = follower.stop();
+        t.diagnostic(`the newcomer logged its stop +${((loggedAt(log, stoppedHandedOver) ?? NaN) - deletedAt).toFixed(1)} s ` +
+          `after the delete; its pod was gone +${(Date.now() / 1000 - deletedAt).toFixed(1)} s after it`);
+        assert.ok(log.includes(stoppedHandedOver), `the newcomer stopped without unmounting:\n${log}`);
+        assert.doesNotMatch(log, /planned stop|stopping: unmounting/, 'the newcomer neither unbound nor unmounted anything');
+      });
+      assert.deepEqual(viewDevices(), devices, 'still the same one mount');
+      const agentNow = await agentReady(30_000);
+      assert.doesNotMatch(logsOf(agentNow.metadata.name), repairs, 'no container needed a repair');
+    } finally {
+      oldLogs.stop();
+      newcomerLogs?.stop();
+      k.try(['-n', system, 'delete', 'pod', newcomer, '--ignore-not-found', '--wait=false']);
+    }
+  });
+
   it('4. the agent pod deleted: the reader recovers by itself', async (t: TestContext) => {
     const old = (await agentReady(30_000)).metadata.name;
     // Reads until the view has been back for 3 s (at most 2 minutes).
@@ -420,6 +596,9 @@ describe('lxcfs-ts on a real node', { skip: !isRoot && 'needs root' }, () => {
     const start = kubeEnv(['node-start'], 180_000);
     assert.equal(start.status, 0, start.stderr);
     node!.nsPid = currentNodeNsPid();
+    // The restarted node's mount namespace is a new copy of the machine's mounts: other work's
+    // fuse.lxcfs mounts made since the first copy are not this install's either.
+    for (const m of nodeMounts()) if (m.fstype === 'fuse.lxcfs' && m.mountpoint !== viewDir) foreign.add(m.mountpoint);
     t.diagnostic(`node restarted and Ready in ${seconds(Date.now() - restartedAt)}`);
     assert.deepEqual(installMounts(), [], 'no view survives the restart');
 
