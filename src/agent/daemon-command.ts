@@ -151,6 +151,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     let heldBack = false;
     /** Set until we, the newcomer, serve the connection alone: until then it is the old agent's. */
     let takingOver = connection.takeover !== null;
+    /** Keeps a handed-over agent (--after-handover wait) alive until its stop signal. */
+    let lingering: NodeJS.Timeout | undefined;
     let stopping = false;
     let restartDelay = 0;
     let startedAt = 0;
@@ -322,7 +324,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
               if (args.afterHandover === 'wait') {
                 log.info({ newcomerPid }, 'handed over: waiting for SIGTERM (--after-handover wait); the view stays mounted');
                 // Only the stop signal ends this process now.
-                setInterval(() => undefined, 1 << 30);
+                lingering = setInterval(() => undefined, 1 << 30);
                 return;
               }
               log.info({ newcomerPid }, 'handed over: exiting; the view stays mounted');
@@ -335,6 +337,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
 
     const stop = async (signal: string) => {
       if (phase === 'handed-over') {
+        clearInterval(lingering);
         log.info({ signal }, 'stopped (the connection was handed over: nothing is unmounted)');
         resolveExit(0);
         return;

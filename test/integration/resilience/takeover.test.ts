@@ -269,6 +269,27 @@ test('the handover socket refuses non-root peers and malformed messages, and a n
   }
 });
 
+test('--after-handover wait: the old daemon waits, then exits 0 on SIGTERM at once, leaving the view to the newcomer', async (t) => {
+  if (!needsRoot(t)) return;
+  const node = new ViewNode('takeover-wait');
+  try {
+    const old = await node.startDaemon([...daemonArgs, '--after-handover', 'wait']);
+    const next = await node.startDaemon(daemonArgs);
+    await waitFor('the takeover', () => /serving alone/.test(next.stderr()), 60_000);
+    await waitFor('the old daemon to wait', () => /handed over: waiting for SIGTERM/.test(old.stderr()), 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(old.child.exitCode, null, 'it waits');
+    const stopped = Date.now();
+    assert.equal(await old.stop(5_000), 0);
+    t.diagnostic(`exited ${Date.now() - stopped} ms after SIGTERM`);
+    assert.match(old.stderr(), /stopped \(the connection was handed over: nothing is unmounted\)/);
+    assert.equal(viewMountsAt(node.mountpoint).length, 1);
+    assert.match(readFileSync(join(node.mountpoint, 'proc/meminfo'), 'utf8'), /^MemTotal:/);
+  } finally {
+    await node.cleanup();
+  }
+});
+
 /** A daemon on `mountpoint` started without waiting for anything, its stderr collected. */
 function startRawDaemon(mountpoint: string): { child: ChildProcess; stderr: () => string } {
   const child = spawn(process.execPath, [cliPath, '--health-address', 'off', '--repair-interval', '0', mountpoint], {
