@@ -4,12 +4,11 @@
  * getting "Transport endpoint is not connected"; what was detached is recorded next to the view
  * for the next start, which binds it again (view-repairer.ts).
  */
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../../common/log.js';
 import { parseMountinfo } from '../mountinfo.js';
 import { changeInNamespace } from './namespace-mounts.js';
 import { devicesAt } from './path-probe.js';
-import { bootId, listMountNamespaces, namespaceRepresentative, processStartTime } from './processes.js';
+import { anyMountinfo, bootId, listMountNamespaces, readNamespace } from './processes.js';
 import { type UnboundMount, writeUnbindRecord } from './unbind-record.js';
 import { bindFlags, classifyViewMounts, VIEW_FSTYPE } from './view-mounts.js';
 
@@ -42,18 +41,11 @@ async function findLiveBinds(options: PlannedStopOptions): Promise<LiveBind[]> {
   const procRoot = options.procRoot ?? '/proc';
   const found: LiveBind[] = [];
   for (const [namespace, pids] of listMountNamespaces(procRoot)) {
-    let pid: number;
-    let text: string;
-    try {
-      if (!readFileSync(`${procRoot}/${pids[0]}/mountinfo`, 'utf8').includes(` - ${VIEW_FSTYPE} `)) continue;
-      // Paths are relative to the reader's root: read them as the container's own processes see them.
-      pid = namespaceRepresentative(pids, procRoot);
-      text = readFileSync(`${procRoot}/${pid}/mountinfo`, 'utf8');
-    } catch {
-      continue;
-    }
-    const startTime = processStartTime(pid, procRoot);
-    if (startTime === null) continue;
+    if (!anyMountinfo(pids, procRoot)?.includes(` - ${VIEW_FSTYPE} `)) continue;
+    // Paths are relative to the reader's root: read them as the container's own processes see them.
+    const reader = readNamespace(pids, procRoot);
+    if (reader === null) continue;
+    const { pid, startTime, mountinfo: text } = reader;
     const binds = classifyViewMounts(parseMountinfo(text), options.liveDevice).liveBinds;
     const inside = (path: string) => `${procRoot}/${pid}/root${path}`;
     const devices = await devicesAt(binds.map((b) => inside(b.mountpoint)));

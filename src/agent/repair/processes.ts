@@ -95,3 +95,48 @@ export function namespaceRepresentative(pids: readonly number[], procRoot = '/pr
   }
   return best;
 }
+
+/** A namespace's representative whose mount table could be read, with that table and its start time. */
+export interface NamespaceReader {
+  readonly pid: number;
+  readonly startTime: string;
+  readonly mountinfo: string;
+}
+
+/**
+ * The representative (see above) of a mount namespace, read now. Pids wrap around (pid_max is
+ * 32768 on many hosts), so the lowest pid of a container can be a process that lives for a
+ * millisecond (a loop's `grep`) and is gone before its mount table is read: such a process is
+ * passed over for the next candidate, never taken as "the namespace has nothing". Null when none
+ * of the namespace's deepest processes could be read (they are all gone).
+ */
+export function readNamespace(pids: readonly number[], procRoot = '/proc'): NamespaceReader | null {
+  const depths = pids.map((pid) => pidNamespaceDepth(pid, procRoot));
+  const deepest = Math.max(...depths);
+  // Never a process of a shallower pid namespace: its root may not be the container's.
+  for (const pid of pids.filter((_, i) => depths[i] === deepest)) {
+    const startTime = processStartTime(pid, procRoot);
+    if (startTime === null) continue;
+    let mountinfo: string;
+    try {
+      mountinfo = readFileSync(`${procRoot}/${pid}/mountinfo`, 'utf8');
+    } catch {
+      continue;
+    }
+    // The pid may have been reused between the two reads.
+    if (processStartTime(pid, procRoot) === startTime) return { pid, startTime, mountinfo };
+  }
+  return null;
+}
+
+/** Any process's mount table of the namespace (for "does it have view mounts at all"), or null. */
+export function anyMountinfo(pids: readonly number[], procRoot = '/proc'): string | null {
+  for (const pid of pids) {
+    try {
+      return readFileSync(`${procRoot}/${pid}/mountinfo`, 'utf8');
+    } catch {
+      // gone: the next one
+    }
+  }
+  return null;
+}

@@ -9,18 +9,18 @@
  * container started is there too. A container without it cannot be repaired from outside, and is
  * reported once.
  */
-import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../../common/log.js';
 import { parseMountinfo } from '../mountinfo.js';
 import { changeInNamespace, type MountChange } from './namespace-mounts.js';
 import { devicesAt, findDeadPaths } from './path-probe.js';
 import {
+  anyMountinfo,
   bootId,
   listMountNamespaces,
-  namespaceRepresentative,
   processName,
   processStartTime,
+  readNamespace,
 } from './processes.js';
 import { readUnbindRecord, removeUnbindRecord, type UnboundMount } from './unbind-record.js';
 import { bindFlags, classifyViewMounts, liveSourceFor, topmostAt, VIEW_FSTYPE } from './view-mounts.js';
@@ -171,14 +171,6 @@ export class ViewRepairer {
     );
   }
 
-  private readMountinfo(pid: number): string | null {
-    try {
-      return readFileSync(`${this.procRoot}/${pid}/mountinfo`, 'utf8');
-    } catch {
-      return null;
-    }
-  }
-
   private async examine(
     ns: string,
     pids: readonly number[],
@@ -187,13 +179,13 @@ export class ViewRepairer {
     // The process left; another one of the namespace is used next time.
     const gone: Examination = { outcomes: [], settled: false, restoresLeft: [...restores] };
     // Any process of the namespace tells whether it has view mounts at all...
-    const sample = this.readMountinfo(pids[0]!);
+    const sample = anyMountinfo(pids, this.procRoot);
     if (sample === null) return gone;
     if (!sample.includes(` - ${VIEW_FSTYPE} `) && restores.length === 0) return { outcomes: [], settled: true };
     // ...but paths are relative to the reader's root, so the container's own processes are asked.
-    const pid = namespaceRepresentative(pids, this.procRoot);
-    const text = pid === pids[0] ? sample : this.readMountinfo(pid);
-    if (text === null) return gone;
+    const reader = readNamespace(pids, this.procRoot);
+    if (reader === null) return gone;
+    const { pid, mountinfo: text } = reader;
     const entries = parseMountinfo(text);
     const mounts = classifyViewMounts(entries, this.options.liveDevice);
     const inside = (path: string) => `${this.procRoot}/${pid}/root${path}`;

@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
+  anyMountinfo,
   listMountNamespaces,
   namespaceRepresentative,
   processStartTime,
+  readNamespace,
 } from '../../../src/agent/repair/processes.js';
 
 /** A fake /proc: pid -> [mount namespace, NSpid line, stat line]. */
@@ -50,5 +52,29 @@ describe('mount namespaces and the process to act through', () => {
   it('reads the start time after a command name with spaces and parentheses', () => {
     assert.equal(processStartTime(310, proc), '950');
     assert.equal(processStartTime(4242, proc), null);
+  });
+});
+
+describe('reading a namespace whose lowest pid is already gone (pids wrap around)', () => {
+  // 400 and 401 are the container's (depth 2), 402 a host helper in its mount namespace; 400 has
+  // exited (its mount table cannot be read any more), as a loop's short-lived `grep` does.
+  const proc = fakeProc({
+    400: ['mnt:[9]', '400\t7', '400 (grep) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9000 0 0'],
+    401: ['mnt:[9]', '401\t1', '401 (sleep) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 800 0 0'],
+    402: ['mnt:[9]', '402', '402 (runc) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 790 0 0'],
+  });
+  writeFileSync(join(proc, '401', 'mountinfo'), 'container table\n');
+  writeFileSync(join(proc, '402', 'mountinfo'), 'helper table\n');
+  after(() => rmSync(proc, { recursive: true, force: true }));
+
+  it('passes over the gone process for the next of the container\'s own', () => {
+    assert.deepEqual(readNamespace([400, 401, 402], proc), { pid: 401, startTime: '800', mountinfo: 'container table\n' });
+  });
+
+  it('never acts through a shallower helper instead; any process tells whether there are view mounts', () => {
+    assert.equal(readNamespace([400, 402], proc), null, 'the container\'s own processes are all gone');
+    assert.equal(readNamespace([400], proc), null);
+    assert.equal(anyMountinfo([400, 402], proc), 'helper table\n');
+    assert.equal(anyMountinfo([400], proc), null);
   });
 });
