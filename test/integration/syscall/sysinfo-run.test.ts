@@ -53,10 +53,12 @@ test('a C program\'s sysinfo() agrees with /proc/meminfo, /proc/uptime and /proc
 test('Python os.getloadavg() equals the sandbox\'s /proc/loadavg, also under load', async (t) => {
   if (!needsRoot(t)) return;
   // A container's load is counted from its first look at it: here a getloadavg() call (sysinfo).
-  // A busy loop for 11 s then gives its 1-minute average two or three samples above 0.
+  // A busy loop for 11 s then gives its 1-minute average two or three samples above 0. The loop
+  // forks nothing: one that runs `date` each turn spends much of its time waiting for it (not
+  // runnable), and on a loaded machine every sample could miss it.
   const script = [
     'python3 -c "import os; os.getloadavg()"',
-    'busybox sh -c "end=\\$((\\$(date +%s) + 11)); while [ \\$(date +%s) -lt \\$end ]; do :; done" &',
+    'timeout 11 sh -c "while :; do :; done" &',
     'sleep 11.5',
     'python3 -c "import os; print(\'getloadavg=\' + \' \'.join(\'%.4f\' % x for x in os.getloadavg()))"',
     'echo loadavg=$(cat /proc/loadavg)',
