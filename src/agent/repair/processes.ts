@@ -104,7 +104,8 @@ export interface NamespaceReader {
 }
 
 /**
- * The representative (see above) of a mount namespace, read now. Pids wrap around (pid_max is
+ * The representative of a mount namespace, read now: of its processes deepest in nested pid
+ * namespaces (see above), the longest-running one that can be read. Pids wrap around (pid_max is
  * 32768 on many hosts), so the lowest pid of a container can be a process that lives for a
  * millisecond (a loop's `grep`) and is gone before its mount table is read: such a process is
  * passed over for the next candidate, never taken as "the namespace has nothing". Null when none
@@ -114,8 +115,13 @@ export function readNamespace(pids: readonly number[], procRoot = '/proc'): Name
   const depths = pids.map((pid) => pidNamespaceDepth(pid, procRoot));
   const deepest = Math.max(...depths);
   // Never a process of a shallower pid namespace: its root may not be the container's.
-  for (const pid of pids.filter((_, i) => depths[i] === deepest)) {
-    const startTime = processStartTime(pid, procRoot);
+  const candidates = pids
+    .filter((_, i) => depths[i] === deepest)
+    .map((pid) => ({ pid, startTime: processStartTime(pid, procRoot) }));
+  // The longest-running first (a container's init, not a loop's `sleep`): a planned stop records
+  // this process, and the next start puts the binds back only if it is still there.
+  candidates.sort((a, b) => startTicks(a.startTime) - startTicks(b.startTime));
+  for (const { pid, startTime } of candidates) {
     if (startTime === null) continue;
     let mountinfo: string;
     try {
@@ -139,4 +145,8 @@ export function anyMountinfo(pids: readonly number[], procRoot = '/proc'): strin
     }
   }
   return null;
+}
+
+function startTicks(startTime: string | null): number {
+  return startTime === null ? Number.MAX_SAFE_INTEGER : Number(startTime);
 }

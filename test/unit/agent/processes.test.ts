@@ -67,6 +67,20 @@ describe('reading a namespace whose lowest pid is already gone (pids wrap around
   writeFileSync(join(proc, '402', 'mountinfo'), 'helper table\n');
   after(() => rmSync(proc, { recursive: true, force: true }));
 
+  it('takes the longest-running of the container\'s own processes, whatever the pids', () => {
+    const wrapped = fakeProc({
+      30: ['mnt:[5]', '30\t4', '30 (sleep) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 7000 0 0'],
+      32000: ['mnt:[5]', '32000\t1', '32000 (sh) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0'],
+    });
+    writeFileSync(join(wrapped, '30', 'mountinfo'), 'a\n');
+    writeFileSync(join(wrapped, '32000', 'mountinfo'), 'b\n');
+    try {
+      assert.equal(readNamespace([30, 32000], wrapped)?.pid, 32000);
+    } finally {
+      rmSync(wrapped, { recursive: true, force: true });
+    }
+  });
+
   it('passes over the gone process for the next of the container\'s own', () => {
     assert.deepEqual(readNamespace([400, 401, 402], proc), { pid: 401, startTime: '800', mountinfo: 'container table\n' });
   });
