@@ -62,7 +62,7 @@ export function serverPidOf(supervisorPid: number): number | null {
 
 export async function startDaemon(
   args: string[] = [],
-  options: { mountpoint?: string; shareParent?: boolean } = {},
+  options: { mountpoint?: string; shareParent?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningDaemon> {
   const workdir = mkdtempSync(join(tmpdir(), 'lxcfs-ts-test-'));
   const mountpoint = options.mountpoint ?? join(workdir, 'mnt');
@@ -74,6 +74,7 @@ export async function startDaemon(
   const child = spawn(process.execPath, [cliPath, ...health, ...shareParent, ...args, mountpoint], {
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true, // own process group, so cleanup reaches the serving process too
+    ...(options.env && { env: { ...process.env, ...options.env } }),
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

@@ -13,8 +13,6 @@ import { spawnSync } from 'node:child_process';
 import { type CommandResult, runHostCommand } from './host-command.js';
 
 const PROBE_TIMEOUT_MS = 2_000;
-/** stat of a live view's root may wait for the serving process to come up. */
-const DEVICE_TIMEOUT_MS = 10_000;
 
 /** ENOTCONN after the daemon is gone; ECONNABORTED after an abort through fusectl. */
 const deadMessages = /Transport endpoint is not connected|Software caused connection abort/;
@@ -92,11 +90,21 @@ export function deviceName(dev: bigint): string {
   return `${major}:${minor}`;
 }
 
-/** The device (major:minor) of what each path leads to; paths that cannot be looked at are left out. */
-export async function devicesAt(paths: readonly string[]): Promise<Map<string, string>> {
+/**
+ * The device (major:minor) of what each path leads to; paths that cannot be looked at are left
+ * out. Null when stat did not finish in time (a path crosses another, unresponsive filesystem):
+ * nothing can be told then, and the caller looks again later.
+ *
+ * `--cached=always` (statx AT_STATX_DONT_SYNC): the device comes from the superblock, and FUSE
+ * then answers from the attributes it has instead of asking the daemon. So a view whose serving
+ * process is still starting (10-15 s under emulation), stopped or busy is told apart from another
+ * filesystem at once, where a plain stat of it would wait for the serving process.
+ */
+export async function devicesAt(paths: readonly string[]): Promise<Map<string, string> | null> {
   const devices = new Map<string, string>();
   if (paths.length === 0) return devices;
-  const result = await runHostCommand(['stat', '-c', '%d %n', '--', ...paths], DEVICE_TIMEOUT_MS, true);
+  const result = await runHostCommand(['stat', '--cached=always', '-c', '%d %n', '--', ...paths], PROBE_TIMEOUT_MS, true);
+  if (result.timedOut) return null;
   for (const line of (result.stdout ?? '').split('\n')) {
     const space = line.indexOf(' ');
     if (space <= 0) continue;

@@ -49,6 +49,11 @@ async function findLiveBinds(options: PlannedStopOptions): Promise<LiveBind[]> {
     const binds = classifyViewMounts(parseMountinfo(text), options.liveDevice).liveBinds;
     const inside = (path: string) => `${procRoot}/${pid}/root${path}`;
     const devices = await devicesAt(binds.map((b) => inside(b.mountpoint)));
+    if (devices === null) {
+      // Left bound: its binds go dead with the connection, and the next agent repairs them.
+      options.log.warn({ namespace, containerPid: pid }, 'planned stop: cannot look at a container\'s binds in time; leaving them');
+      continue;
+    }
     for (const bind of binds) {
       if (devices.get(inside(bind.mountpoint)) !== options.liveDevice) continue;
       const mount = { namespace, pid, startTime, target: bind.mountpoint, root: bind.root, flags: bindFlags(bind) };

@@ -205,6 +205,7 @@ export class ViewRepairer {
     const base = { namespace: ns, pid, command: processName(pid, this.procRoot) };
     const outcomes: RepairOutcome[] = [];
     const liveView = await this.reachableLiveView(mounts.liveViews, inside);
+    if (liveView === undefined) return { outcomes: [], settled: false, restoresLeft: [...restores] };
     if (liveView === null) {
       const detail =
         `the live view (${this.options.mountpoint}) is not visible in this container: it needs the view's parent ` +
@@ -260,13 +261,17 @@ export class ViewRepairer {
     return { outcomes, settled: !probe.undecided && !failed, restoresLeft };
   }
 
-  /** The first candidate path that really leads to the live view inside the container, if any. */
+  /**
+   * The first candidate path that really leads to the live view inside the container; null if
+   * none does, undefined if that could not be told in time (tried again on the next pass).
+   */
   private async reachableLiveView(
     candidates: readonly string[],
     inside: (path: string) => string,
-  ): Promise<string | null> {
+  ): Promise<string | null | undefined> {
     if (candidates.length === 0) return null;
     const devices = await devicesAt(candidates.map(inside));
+    if (devices === null) return undefined;
     return candidates.find((c) => devices.get(inside(c)) === this.options.liveDevice) ?? null;
   }
 }

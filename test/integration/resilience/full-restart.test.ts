@@ -117,3 +117,53 @@ test('SIGKILL of the whole daemon, then a fresh start: every sandbox reads its l
     await node.cleanup();
   }
 });
+
+test('a fresh start whose serving process takes 12 s to come up repairs every sandbox in its first pass', async (t) => {
+  if (!needsRoot(t)) return;
+  // Under emulation (the v2 tier's guests) a serving process takes 10-15 s to load. The first
+  // repair pass runs meanwhile; it must tell the live view from a stale one without waiting for
+  // the serving process, or it would give up on the containers until its next recheck, a minute on.
+  const node = new ViewNode('slow-start');
+  try {
+    const first = await node.startDaemon();
+    const sandboxes = [node.startWatcher('slow-128', 128), node.startWatcher('slow-distroless-192', 192, { rootfs: true })];
+    await waitFor('every sandbox to read its limit', () =>
+      sandboxes.every((s) => s.lines.some((l) => s.limitLine.test(l.text))),
+    );
+    const killedAt = Date.now();
+    process.kill(-first.pid, 'SIGKILL');
+    await waitFor('every sandbox to see the dead connection', () =>
+      sandboxes.every((s) => s.lines.some((l) => l.at > killedAt && l.text === 'missing')),
+    );
+
+    const delayMs = 12_000;
+    const preload = new URL('./slow-serving-start.js', import.meta.url).href;
+    const startedAt = Date.now();
+    // (startDaemon's first read of the view waits for the serving process: about delayMs)
+    const second = await node.startDaemon([], {
+      NODE_OPTIONS: `--import=${preload}`,
+      LXCFS_TS_TEST_SERVING_DELAY_MS: String(delayMs),
+    });
+    const readyAt = Date.now();
+    t.diagnostic(`new daemon served ${readyAt - startedAt} ms after it was started`);
+    assert.ok(readyAt - startedAt >= delayMs - 500, 'the serving process was held back');
+    await waitFor(
+      'every sandbox to read its limit again',
+      () => sandboxes.every((s) => recoveredAt(s, killedAt, s.limitLine) !== undefined),
+      10_000,
+    ).catch((err: unknown) => {
+      t.diagnostic(`second daemon's log:\n${second.stderr()}`);
+      throw err;
+    });
+    for (const s of sandboxes) {
+      const at = recoveredAt(s, killedAt, s.limitLine)!;
+      t.diagnostic(`${s.label}: reads its limit again ${at - readyAt} ms after the new daemon served`);
+      assert.ok(at - readyAt < 5000, `${s.label} recovered ${at - readyAt} ms after the serving process came up`);
+    }
+    const log = second.stderr();
+    assert.doesNotMatch(log, /cannot be repaired from the host/, 'no container was given up on');
+    assert.equal(log.split('\n').filter((l) => l.includes('repaired a container\'s stale view mounts')).length, sandboxes.length);
+  } finally {
+    await node.cleanup();
+  }
+});

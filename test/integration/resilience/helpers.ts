@@ -47,8 +47,8 @@ export class ViewNode {
     mkdirSync(this.parent);
   }
 
-  async startDaemon(args: string[] = []): Promise<RunningDaemon> {
-    const daemon = await startDaemon(args, { mountpoint: this.mountpoint, shareParent: true });
+  async startDaemon(args: string[] = [], env?: NodeJS.ProcessEnv): Promise<RunningDaemon> {
+    const daemon = await startDaemon(args, { mountpoint: this.mountpoint, shareParent: true, ...(env && { env }) });
     this.daemons.push(daemon);
     return daemon;
   }
