@@ -44,7 +44,7 @@ function askForResend(after: string): void {
   if (!config!.session.canResend) {
     log.warn(
       { after },
-      'this kernel cannot resend in-flight requests (FUSE < 7.40): callers that were waiting on the previous serving process got an error',
+      'this kernel cannot resend in-flight requests (FUSE < 7.40): callers whose requests the previous serving process had taken stay blocked until the connection ends',
     );
     return;
   }
