@@ -3,7 +3,7 @@
  * and bookworm-backports' 6.12). Each guest boots once and runs every check in one batch
  * (test/fixtures/v2-guest/run-checks.sh); each check here asserts on what real programs printed in
  * it. The two guests boot at the same time: with one host thread each (single-threaded TCG) they
- * share this machine's 2 cores, 225-230 s for both together.
+ * share this machine's 2 cores, 270-280 s for both together.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it, type TestContext } from 'node:test';
@@ -381,7 +381,11 @@ function assertRestart(out: Map<string, string>, t: TestContext): void {
     t.diagnostic(`reader ${mib}M: ${log.reads} reads; ${log.changes.map((c) => `${c.at} ${c.state}`).join(', ')}`);
     const states = log.changes.map((c) => c.state);
     assert.equal(states[0], 'ok', `reader ${i} read its limit first`);
-    assert.ok(log.changes.some((c) => c.state === 'failed' && /not connected/.test(c.detail)), 'saw the dead connection');
+    // ENOTCONN on 6.1, ECONNABORTED on 6.12 (the kernel aborts the connection of a dead daemon)
+    assert.ok(
+      log.changes.some((c) => c.state === 'failed' && /not connected|connection abort/.test(c.detail)),
+      'saw the dead connection',
+    );
     // From its recovery on, nothing but its own limit.
     assert.equal(states.at(-1), 'ok');
     assert.ok(log.changes.at(-1)!.at >= readyAt! - 1, 'recovered once the new daemon served');
