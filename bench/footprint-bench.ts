@@ -11,7 +11,7 @@
  * (pages no other process maps) and peak RSS, and where the memory sits (smaps grouped by kind).
  *
  *   node dist/bench/footprint-bench.js [--reads 1000000] [--files proc/meminfo,proc/stat,...]
- *       [--readers 2] [--settle 5] [--flags "-l --enable-cfs"] [--max-seconds 1800]
+ *       [--readers 2] [--settle 5] [--flags "-l --enable-cfs"] [--ours-flags "--threads 1"] [--max-seconds 1800]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
@@ -28,6 +28,7 @@ const usage = `Usage: node dist/bench/footprint-bench.js [options]   (as root)
   --readers N       concurrent sandboxed readers (default 2)
   --settle S        seconds to wait before each measurement (default 5)
   --flags FLAGS     flags for both daemons (default "-l --enable-cfs", the node agent's)
+  --ours-flags F    further flags for lxcfs-ts only (e.g. "--threads 1")
   --max-seconds S   give up on a reader after S seconds (default 1800)`;
 
 const { values } = parseArgs({
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     readers: { type: 'string', default: '2' },
     settle: { type: 'string', default: '5' },
     flags: { type: 'string', default: '-l --enable-cfs' },
+    'ours-flags': { type: 'string', default: '' },
     'max-seconds': { type: 'string', default: '1800' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -53,6 +55,7 @@ const files = values.files.split(',').filter(Boolean);
 const readers = Number(values.readers);
 const settleMs = Number(values.settle) * 1000;
 const flags = values.flags.split(' ').filter(Boolean);
+const oursFlags = values['ours-flags'].split(' ').filter(Boolean);
 const maxMs = Number(values['max-seconds']) * 1000;
 for (const [name, n] of [['--reads', reads], ['--readers', readers], ['--settle', settleMs], ['--max-seconds', maxMs]] as const) {
   if (!Number.isFinite(n) || n < 0 || (name !== '--settle' && n === 0)) {
@@ -182,9 +185,9 @@ async function main(): Promise<void> {
   }
   try {
     // A private health port: the default one may be another agent's on this machine.
-    daemons = await startDaemons(workdir, flags, ['--health-address', `127.0.0.1:${20000 + (process.pid % 20000)}`]);
+    daemons = await startDaemons(workdir, flags, ['--health-address', `127.0.0.1:${20000 + (process.pid % 20000)}`, ...oursFlags]);
     const node = realpathSync(process.execPath);
-    console.log(`# footprint: daemon flags ${flags.join(' ') || '(none)'}; ${reads} reads per daemon over ${files.length} files, ${readers} readers; node ${process.version}`);
+    console.log(`# footprint: daemon flags ${flags.join(' ') || '(none)'}${oursFlags.length ? `, lxcfs-ts also ${oursFlags.join(' ')}` : ''}; ${reads} reads per daemon over ${files.length} files, ${readers} readers; node ${process.version}`);
     await sleep(settleMs);
     const idle = daemons.flatMap(measure);
     const nodeIdle = processesRunning(node);

@@ -9,7 +9,7 @@
  * Rounds alternate between targets; medians over rounds are reported with ratios, together with
  * each daemon's CPU time per op and its memory after the load.
  *
- *   node dist/bench/read-bench.js [--files proc/meminfo,proc/stat] [--ops 5000] [--rounds 4] [--flags "--enable-cfs"]
+ *   node dist/bench/read-bench.js [--files proc/meminfo,proc/stat] [--ops 5000] [--rounds 4] [--flags "--enable-cfs"] [--ours-flags "--threads 1"]
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '5000' },
     rounds: { type: 'string', default: '4' },
     flags: { type: 'string', default: '--enable-cfs' },
+    // lxcfs-ts only (e.g. --threads N), to compare its settings against lxcfs in one run.
+    'ours-flags': { type: 'string', default: '' },
     memory: { type: 'string', default: '512M' },
   },
 });
@@ -40,6 +42,7 @@ const files = values.files.split(',');
 const ops = Number(values.ops);
 const rounds = Number(values.rounds);
 const flags = values.flags.split(' ').filter(Boolean);
+const oursFlags = values['ours-flags'].split(' ').filter(Boolean);
 const cli = new URL('../src/cli.js', import.meta.url).pathname;
 const client = new URL('./read-client.js', import.meta.url).pathname;
 
@@ -92,10 +95,10 @@ async function main(): Promise<void> {
     void stopAll().finally(() => process.exit(130));
   });
   try {
-    daemons = await startDaemons(workdir, flags);
+    daemons = await startDaemons(workdir, flags, oursFlags);
     const [lxcfs, ours] = daemons as [BenchDaemon, BenchDaemon];
     console.log(
-      `# read benchmark: ${ops} ops x ${rounds} rounds per target, daemon flags: ${flags.join(' ') || '(none)'}`,
+      `# read benchmark: ${ops} ops x ${rounds} rounds per target, daemon flags: ${flags.join(' ') || '(none)'}${oursFlags.length ? `, lxcfs-ts also ${oursFlags.join(' ')}` : ''}`,
     );
     for (const file of files) {
       // Pinned: everything on CPU 0, one reader.
