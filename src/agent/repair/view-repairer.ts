@@ -31,7 +31,7 @@ export const repairResults: readonly RepairResult[] = ['repaired', 'restored', '
 export interface RepairOutcome {
   readonly result: RepairResult;
   readonly namespace: string;
-  /** The process whose namespace was changed (the lowest pid in it). */
+  /** The process the namespace was changed through (its longest-running, see readNamespace). */
   readonly pid: number;
   readonly command: string;
   /** The bind's mount point inside the container. */
