@@ -377,18 +377,26 @@ function assertRestart(out: Map<string, string>, t: TestContext): void {
   assert.match(repairLog, /repaired a container's stale view mounts/);
   assert.doesNotMatch(repairLog, /cannot be repaired from the host/);
   for (const [i, mib] of readerLimits.entries()) {
-    const log = parseReaderLog(section(out, `reader-${mib}`));
-    t.diagnostic(`reader ${mib}M: ${log.reads} reads; ${log.changes.map((c) => `${c.at} ${c.state}`).join(', ')}`);
+    const text = section(out, `reader-${mib}`);
+    const log = parseReaderLog(text);
+    t.diagnostic(`reader ${mib}M: ${log.reads} reads; ${log.changes.map((c) => `${c.at} ${c.state} ${c.detail}`.trimEnd()).join(', ')}`);
+    // Each message carries the reader's log and the check's own sections: CI shows only the assertion.
+    const context = `\nreader ${mib}M printed:\n${text}\nafter the kill:\n${out.get('after-kill') ?? ''}\ntimes: ${startedAt} ${readyAt} ${recoveredAt}`;
     const states = log.changes.map((c) => c.state);
-    assert.equal(states[0], 'ok', `reader ${i} read its limit first`);
-    // ENOTCONN on 6.1, ECONNABORTED on 6.12 (the kernel aborts the connection of a dead daemon)
+    assert.equal(states[0], 'ok', `reader ${i} read its limit first${context}`);
+    // The kill reached the reader: its reads failed (ENOTCONN on 6.1, ECONNABORTED on 6.12, the
+    // kernel aborting a dead daemon's connection) and/or showed the host's file while the repair
+    // swapped its binds. Which of the two a slow reader catches is timing, so either counts.
     assert.ok(
-      log.changes.some((c) => c.state === 'failed' && /not connected|connection abort/.test(c.detail)),
-      'saw the dead connection',
+      log.changes.slice(1).some((c) => c.state !== 'ok'),
+      `the kill reached the reader (a failed read or the host's file before the repair)${context}`,
     );
+    for (const c of log.changes.filter((c) => c.state === 'failed')) {
+      assert.match(c.detail, /not connected|connection abort/, `a failed read says the connection is gone${context}`);
+    }
     // From its recovery on, nothing but its own limit.
-    assert.equal(states.at(-1), 'ok');
-    assert.ok(log.changes.at(-1)!.at >= readyAt! - 1, 'recovered once the new daemon served');
-    assert.ok(log.changes.at(-1)!.at - readyAt! < 20, `recovered ${log.changes.at(-1)!.at - readyAt!} s after the new daemon served`);
+    assert.equal(states.at(-1), 'ok', `ended on its own limit${context}`);
+    assert.ok(log.changes.at(-1)!.at >= readyAt! - 1, `recovered once the new daemon served${context}`);
+    assert.ok(log.changes.at(-1)!.at - readyAt! < 20, `recovered ${log.changes.at(-1)!.at - readyAt!} s after the new daemon served${context}`);
   }
 }
