@@ -9,6 +9,8 @@
  * readers, and the memory is read again. For each process it prints RSS, PSS (each shared page
  * divided among the processes mapping it), the anonymous and file-backed parts of PSS, USS
  * (pages no other process maps) and peak RSS, and where the memory sits (smaps grouped by kind).
+ * First it measures the floor: two bare Node processes in the agent's shape (bench/node-floor.ts),
+ * and later prints how far above it lxcfs-ts is.
  *
  *   node dist/bench/footprint-bench.js [--reads 1000000] [--files proc/meminfo,proc/stat,...]
  *       [--readers 2] [--settle 5] [--flags "-l --enable-cfs"] [--ours-flags "--threads 1"] [--max-seconds 1800]
@@ -20,6 +22,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { type BenchDaemon, startDaemons } from './daemons.js';
+import { measureNodeFloor, type NodeFloor } from './node-floor.js';
 import { mappingGroups, type MappingGroup, processesRunning, residentFrames, type Rollup, rollup, status } from './smaps.js';
 
 const usage = `Usage: node dist/bench/footprint-bench.js [options]   (as root)
@@ -161,6 +164,27 @@ function printTable(title: string, rows: ProcessMemory[]): void {
   );
 }
 
+/** The request workers lxcfs-ts runs with these flags (daemon default 2). */
+function requestWorkers(): number {
+  let i = -1;
+  oursFlags.forEach((f, at) => {
+    if (f === '--threads' || f.startsWith('--threads=')) i = at;
+  });
+  if (i < 0) return 2;
+  const value = oursFlags[i]!.includes('=') ? oursFlags[i]!.split('=')[1] : oursFlags[i + 1];
+  return Number(value);
+}
+
+function printFloor(floor: NodeFloor): void {
+  console.log(`\n## the floor: two bare Node processes in the agent's shape (one of them with ${floor.workers} idle worker threads), none of its code`);
+  console.log(`counted once ${mib(floor.countedOnceKiB)} MiB; PSS ${mib(floor.pssKiB)} MiB (anonymous ${mib(floor.anonKiB)} MiB)`);
+}
+
+function printAboveFloor(floor: NodeFloor): void {
+  const once = distinctKiB.get('lxcfs-ts') ?? 0;
+  console.log(`lxcfs-ts above the floor (its own code and data), pages counted once: ${mib(once - floor.countedOnceKiB)} MiB`);
+}
+
 function printGroups(rows: ProcessMemory[]): void {
   console.log('\n## where the memory sits after the reads (/proc/PID/smaps by mapping kind, MiB)');
   for (const r of rows) {
@@ -185,13 +209,16 @@ async function main(): Promise<void> {
   }
   try {
     // A private health port: the default one may be another agent's on this machine.
+    const floor = await measureNodeFloor(requestWorkers(), settleMs);
     daemons = await startDaemons(workdir, flags, ['--health-address', `127.0.0.1:${20000 + (process.pid % 20000)}`, ...oursFlags]);
     const node = realpathSync(process.execPath);
     console.log(`# footprint: daemon flags ${flags.join(' ') || '(none)'}${oursFlags.length ? `, lxcfs-ts also ${oursFlags.join(' ')}` : ''}; ${reads} reads per daemon over ${files.length} files, ${readers} readers; node ${process.version}`);
     await sleep(settleMs);
     const idle = daemons.flatMap(measure);
     const nodeIdle = processesRunning(node);
+    printFloor(floor);
     printTable(`idle (${values.settle} s after start; ${nodeIdle} processes running ${node} share its pages)`, idle);
+    printAboveFloor(floor);
 
     const started = Date.now();
     for (const d of daemons) {
@@ -203,6 +230,7 @@ async function main(): Promise<void> {
     const after = daemons.flatMap(measure);
     const nodeAfter = processesRunning(node);
     printTable(`after ${reads} reads per daemon (${values.settle} s after the last; ${nodeAfter} processes running node; load ${((Date.now() - started) / 1000).toFixed(0)} s)`, after);
+    printAboveFloor(floor);
     printGroups(after);
   } finally {
     await stopAll();
