@@ -23,12 +23,9 @@ import { acquireConnection } from './takeover/acquire-connection.js';
 import { handoverSocketPath } from './takeover/handover-protocol.js';
 import { HandoverServer } from './takeover/handover-server.js';
 import type { AdoptedConnection } from './takeover/takeover-client.js';
+type SyscallParts = typeof import('./syscall-parts.js');
 import { ensureSharedParent } from './shared-parent.js';
-import { InflightRecord, sizeInflightFile } from '../syscall/inflight-record.js';
-import { ListenerHub } from '../syscall/listener-hub.js';
 import type { ListenersMessage, ReleaseMessage } from '../syscall/syscall-view.js';
-import { installSysinfoProfile, sysinfoProfileName } from '../syscall/seccomp-profile.js';
-import { nativeArch } from '../native/libc.js';
 
 const MAX_RESTART_DELAY_MS = 5_000;
 const STOP_GRACE_MS = 3_000;
@@ -70,18 +67,18 @@ export async function main(argv: string[]): Promise<number> {
  * The syscall view's in-flight record: a file with no name (unlinked at once), for state that
  * must outlive serving processes but not this one.
  */
-function inflightRecordFile(): number {
+function inflightRecordFile(syscall: SyscallParts): number {
   const path = join(tmpdir(), `.lxcfs-ts-inflight-${process.pid}`);
   const fd = openSync(path, 'w+', 0o600);
   unlinkSync(path);
-  sizeInflightFile(fd);
+  syscall.sizeInflightFile(fd);
   return fd;
 }
 
 /** A call the old agent's serving process had taken names its listener by the old agent's number. */
-function renumberInflightRecord(inflightFd: number, adopted: AdoptedConnection): void {
+function renumberInflightRecord(syscall: SyscallParts, inflightFd: number, adopted: AdoptedConnection): void {
   const renumbered = new Map(adopted.offer.listeners.map((l, i) => [l.fd, adopted.listeners[i]!.fd]));
-  new InflightRecord(inflightFd).renumber(renumbered);
+  new syscall.InflightRecord(inflightFd).renumber(renumbered);
 }
 
 async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
@@ -134,7 +131,10 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     sysinfo: args.sysinfoSocket !== null,
   };
   // The syscall view's listeners and in-flight record live here, beside the FUSE descriptor.
-  const inflightFd = args.sysinfoSocket !== null ? (connection.inflightFd ?? inflightRecordFile()) : connection.inflightFd;
+  const needsSyscall = args.sysinfoSocket !== null || connection.inflightFd !== null;
+  const syscall = needsSyscall ? await import('./syscall-parts.js') : null;
+  const inflightFd =
+    args.sysinfoSocket !== null ? (connection.inflightFd ?? inflightRecordFile(syscall!)) : connection.inflightFd;
   if (args.sysinfoSocket === null && connection.listeners.length > 0) {
     log.warn(
       { listeners: connection.listeners.length },
@@ -177,8 +177,8 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     };
 
     const hub =
-      args.sysinfoSocket !== null
-        ? new ListenerHub(
+      syscall && args.sysinfoSocket !== null
+        ? new syscall.ListenerHub(
             args.sysinfoSocket,
             { onListener: (listener) => sendListeners([listener.fd]) },
             log.child({ component: 'sysinfo' }),
@@ -397,12 +397,12 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
     process.off('SIGTERM', keepSignal);
     process.off('SIGINT', keepSignal);
     const startSyscallView = async (writeProfile: boolean) => {
-      if (!hub) return;
+      if (!hub || !syscall) return;
       try {
         await hub.start();
         if (writeProfile && args.seccompProfileDir !== null) {
-          const path = installSysinfoProfile(args.seccompProfileDir, args.sysinfoSocket!, nativeArch());
-          log.info({ path, localhostProfile: sysinfoProfileName }, 'seccomp profile for the syscall view written');
+          const path = syscall.installSysinfoProfile(args.seccompProfileDir, args.sysinfoSocket!, syscall.nativeArch());
+          log.info({ path, localhostProfile: syscall.sysinfoProfileName }, 'seccomp profile for the syscall view written');
         }
       } catch (err) {
         log.error({ err, socket: args.sysinfoSocket }, `the syscall view cannot start: ${(err as Error).message}`);
@@ -435,7 +435,7 @@ async function supervise(args: DaemonArgs, log: Logger): Promise<number> {
       .then(() => takeover.confirm())
       .then(() => {
         // The old serving process is gone: nobody writes the in-flight record now.
-        if (inflightFd !== null) renumberInflightRecord(inflightFd, takeover.connection);
+        if (syscall && inflightFd !== null) renumberInflightRecord(syscall, inflightFd, takeover.connection);
         askForResend();
         if (hub) sendListeners(hub.listeners().map((l) => l.fd));
         takeover.finish();

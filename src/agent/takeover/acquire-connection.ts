@@ -11,7 +11,7 @@ import type { DaemonArgs } from '../daemon-args.js';
 import type { MountEntry } from '../mountinfo.js';
 import { alreadyServedMessage, StartupError } from '../preflight.js';
 import { handoverSocketPath } from './handover-protocol.js';
-import { requestTakeover, type TakeoverSession } from './takeover-client.js';
+import type { TakeoverSession } from './takeover-client.js';
 
 export interface LiveConnection {
   readonly fd: number;
@@ -71,6 +71,8 @@ export async function acquireConnection(
   const started = Date.now();
   const socket = handoverSocketPath(mountpoint);
   log.info({ mountpoint, socket }, 'a live agent serves this mountpoint: asking it to hand its connection over');
+  // Only a takeover needs the client and the FFI module under it (koffi): loaded here, not at start.
+  const { requestTakeover } = await import('./takeover-client.js');
   const attempt = await requestTakeover(socket, version, args.takeoverTimeoutMs, log);
   if (attempt.kind === 'no-handover') {
     throw new StartupError(alreadyServedMessage(mountpoint, live, `does not hand over (${attempt.reason})`));

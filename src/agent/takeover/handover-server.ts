@@ -12,7 +12,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../../common/log.js';
 import { listenRootOnly, removeStaleSocket } from '../../common/unix-socket.js';
-import { peerCredentials } from '../../native/libc.js';
 import { HandoverChannel } from './handover-channel.js';
 import type { OfferMessage } from './handover-protocol.js';
 
@@ -71,6 +70,8 @@ export class HandoverServer {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     let peer: { pid: number; uid: number } | null = null;
     try {
+      // The FFI module is loaded by the first newcomer, not by every agent at start.
+      const { peerCredentials } = await import('../../native/libc.js');
       if (fd !== undefined && fd >= 0) peer = peerCredentials(fd);
     } catch {
       peer = null;
