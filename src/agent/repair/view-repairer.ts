@@ -17,7 +17,7 @@ import { devicesAt, findDeadPaths } from './path-probe.js';
 import {
   anyMountinfo,
   bootId,
-  listMountNamespaces,
+  MountNamespaceScanner,
   processName,
   processStartTime,
   readNamespace,
@@ -79,18 +79,21 @@ export class ViewRepairer {
   private passes = 0;
   private readonly namespaces = new Map<string, NamespaceState>();
   private readonly procRoot: string;
+  private readonly scanner: MountNamespaceScanner;
   private recordChecked = false;
   /** Binds a planned stop removed and not yet put back, by namespace. */
   private readonly restores = new Map<string, UnboundMount[]>();
 
   constructor(private readonly options: RepairerOptions) {
     this.procRoot = options.procRoot ?? '/proc';
+    this.scanner = new MountNamespaceScanner(this.procRoot);
   }
 
   /** One pass; returns what it changed, and problems not reported by an earlier pass. */
   async pass(): Promise<RepairOutcome[]> {
     this.passes++;
-    const listing = listMountNamespaces(this.procRoot);
+    // Full on the first pass and then once per recheck period; in between, only new pids are read.
+    const listing = this.scanner.list((this.passes - 1) % this.options.recheckEvery === 0);
     for (const ns of this.namespaces.keys()) if (!listing.has(ns)) this.namespaces.delete(ns);
     for (const ns of this.restores.keys()) if (!listing.has(ns)) this.restores.delete(ns);
     this.takeRecord(listing);

@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import {
   anyMountinfo,
   listMountNamespaces,
+  MountNamespaceScanner,
   namespaceRepresentative,
   processStartTime,
   readNamespace,
@@ -90,5 +91,38 @@ describe('reading a namespace whose lowest pid is already gone (pids wrap around
     assert.equal(readNamespace([400], proc), null);
     assert.equal(anyMountinfo([400, 402], proc), 'helper table\n');
     assert.equal(anyMountinfo([400], proc), null);
+  });
+});
+
+describe('listing namespaces pass after pass (only new pids are read between full listings)', () => {
+  const stat = (pid: number) => `${pid} (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0`;
+  const proc = fakeProc({
+    1: ['mnt:[1]', '1', stat(1)],
+    50: ['mnt:[1]', '50', stat(50)],
+    60: ['mnt:[7]', '60', stat(60)],
+  });
+  after(() => rmSync(proc, { recursive: true, force: true }));
+  const relink = (pid: number, ns: string) => {
+    rmSync(join(proc, String(pid), 'ns', 'mnt'));
+    symlinkSync(ns, join(proc, String(pid), 'ns', 'mnt'));
+  };
+
+  it('keeps a known pid\'s namespace, reads new pids, forgets gone ones, and sees everything again when full', () => {
+    const scanner = new MountNamespaceScanner(proc);
+    assert.deepEqual([...scanner.list(true)], [['mnt:[1]', [1, 50]], ['mnt:[7]', [60]]]);
+    // 50 moves to another namespace (unshare), 70 starts in a new one, 60 ends.
+    relink(50, 'mnt:[9]');
+    mkdirSync(join(proc, '70', 'ns'), { recursive: true });
+    symlinkSync('mnt:[8]', join(proc, '70', 'ns', 'mnt'));
+    rmSync(join(proc, '60'), { recursive: true });
+    assert.deepEqual([...scanner.list(false)], [['mnt:[1]', [1, 50]], ['mnt:[8]', [70]]], 'partial: 50 as last seen');
+    assert.deepEqual([...scanner.list(true)], [['mnt:[1]', [1]], ['mnt:[9]', [50]], ['mnt:[8]', [70]]], 'full: 50 where it is');
+    // A pid that ended and came back between two listings is read afresh.
+    rmSync(join(proc, '70'), { recursive: true });
+    scanner.list(false);
+    mkdirSync(join(proc, '70', 'ns'), { recursive: true });
+    symlinkSync('mnt:[3]', join(proc, '70', 'ns', 'mnt'));
+    assert.deepEqual(scanner.list(false).get('mnt:[3]'), [70]);
+    assert.deepEqual([...listMountNamespaces(proc)], [...scanner.list(true)]);
   });
 });
