@@ -213,18 +213,35 @@ export function hostMemTotalLine(): string {
 }
 
 /**
- * When a sandbox's reads came back for good: the arrival of the first line after `since` from
- * which on every line matches `good` (at least `settle` of them), or undefined if not yet.
+ * When a sandbox's reads came back for good: the index (in `sandbox.lines`) of the first line
+ * after `since` from which on every line matches `good` (at least `settle` of them), or
+ * undefined if not yet. Lines that arrived in one chunk share their arrival time, so what came
+ * after the recovery is told by this index, never by time.
  */
-export function recoveredAt(sandbox: Sandbox, since: number, good: RegExp, settle = 10): number | undefined {
-  const after = sandbox.lines.filter((l) => l.at >= since);
+export function recoveryIndex(sandbox: Sandbox, since: number, good: RegExp, settle = 10): number | undefined {
   let firstGood = -1;
-  for (let i = 0; i < after.length; i++) {
-    if (!good.test(after[i]!.text)) firstGood = -1;
+  for (let i = 0; i < sandbox.lines.length; i++) {
+    const line = sandbox.lines[i]!;
+    if (line.at < since) continue;
+    if (!good.test(line.text)) firstGood = -1;
     else if (firstGood < 0) firstGood = i;
   }
-  if (firstGood < 0 || after.length - firstGood < settle) return undefined;
-  return after[firstGood]!.at;
+  if (firstGood < 0 || sandbox.lines.length - firstGood < settle) return undefined;
+  return firstGood;
+}
+
+/** The arrival time of the line recoveryIndex() finds. */
+export function recoveredAt(sandbox: Sandbox, since: number, good: RegExp, settle = 10): number | undefined {
+  const index = recoveryIndex(sandbox, since, good, settle);
+  return index === undefined ? undefined : sandbox.lines[index]!.at;
+}
+
+/** Lines from the one at `index` on that are none of the given kinds. */
+export function linesFromIndex(sandbox: Sandbox, index: number, ...kinds: (RegExp | string)[]): string[] {
+  return sandbox.lines
+    .slice(index)
+    .map((l) => l.text)
+    .filter((text) => !kinds.some((k) => (typeof k === 'string' ? text === k : k.test(text))));
 }
 
 /** Lines since `since` that are neither of the given kinds (a failed read prints `missing`). */
