@@ -23,9 +23,11 @@ import { acquireConnection } from './takeover/acquire-connection.js';
 import { handoverSocketPath } from './takeover/handover-protocol.js';
 import { HandoverServer } from './takeover/handover-server.js';
 import type { AdoptedConnection } from './takeover/takeover-client.js';
-type SyscallParts = typeof import('./syscall-parts.js');
 import { ensureSharedParent } from './shared-parent.js';
 import type { ListenersMessage, ReleaseMessage } from '../syscall/syscall-view.js';
+
+/** Loaded only when needed (see syscall-parts.ts). */
+type SyscallParts = typeof import('./syscall-parts.js');
 
 const MAX_RESTART_DELAY_MS = 5_000;
 const STOP_GRACE_MS = 3_000;
