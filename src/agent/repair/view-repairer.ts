@@ -181,10 +181,13 @@ export class ViewRepairer {
   ): Promise<Examination> {
     // The process left; another one of the namespace is used next time.
     const gone: Examination = { outcomes: [], settled: false, restoresLeft: [...restores] };
-    // Any process of the namespace tells whether it has view mounts at all...
+    // Any process of the namespace tells whether it has binds of another connection than the
+    // live one at all: most namespaces have none (no view, or a healthy container's live binds,
+    // or the host with the view itself), and then nothing more is read. Choosing the process to
+    // ask below reads two files per process of the namespace: the host's alone has thousands.
     const sample = anyMountinfo(pids, this.procRoot);
     if (sample === null) return gone;
-    if (!sample.includes(` - ${VIEW_FSTYPE} `) && restores.length === 0) return { outcomes: [], settled: true };
+    if (restores.length === 0 && !hasForeignViewBinds(sample, this.options.liveDevice)) return { outcomes: [], settled: true };
     // ...but paths are relative to the reader's root, so the container's own processes are asked.
     const reader = readNamespace(pids, this.procRoot);
     if (reader === null) return gone;
@@ -277,4 +280,10 @@ export class ViewRepairer {
     if (devices === null) return undefined;
     return candidates.find((c) => devices.get(inside(c)) === this.options.liveDevice) ?? null;
   }
+}
+
+/** Whether a mount table holds binds of view files (root other than `/`) from another connection than the live one. */
+function hasForeignViewBinds(mountinfo: string, liveDevice: string): boolean {
+  if (!mountinfo.includes(` - ${VIEW_FSTYPE} `)) return false;
+  return parseMountinfo(mountinfo).some((m) => m.fstype === VIEW_FSTYPE && m.root !== '/' && m.device !== liveDevice);
 }
