@@ -23,7 +23,14 @@ import {
   readNamespace,
 } from './processes.js';
 import { readUnbindRecord, removeUnbindRecord, type UnboundMount } from './unbind-record.js';
-import { bindFlags, classifyViewMounts, liveSourceFor, topmostAt, VIEW_FSTYPE } from './view-mounts.js';
+import {
+  bindFlags,
+  classifyViewMounts,
+  hasForeignViewBinds,
+  liveSourceFor,
+  topmostAt,
+  VIEW_FSTYPE,
+} from './view-mounts.js';
 
 export type RepairResult = 'repaired' | 'restored' | 'failed' | 'unreachable';
 export const repairResults: readonly RepairResult[] = ['repaired', 'restored', 'failed', 'unreachable'];
@@ -280,10 +287,4 @@ export class ViewRepairer {
     if (devices === null) return undefined;
     return candidates.find((c) => devices.get(inside(c)) === this.options.liveDevice) ?? null;
   }
-}
-
-/** Whether a mount table holds binds of view files (root other than `/`) from another connection than the live one. */
-function hasForeignViewBinds(mountinfo: string, liveDevice: string): boolean {
-  if (!mountinfo.includes(` - ${VIEW_FSTYPE} `)) return false;
-  return parseMountinfo(mountinfo).some((m) => m.fstype === VIEW_FSTYPE && m.root !== '/' && m.device !== liveDevice);
 }
