@@ -384,9 +384,10 @@ function assertRestart(out: Map<string, string>, t: TestContext): void {
     const context = `\nreader ${mib}M printed:\n${text}\nafter the kill:\n${out.get('after-kill') ?? ''}\ntimes: ${startedAt} ${readyAt} ${recoveredAt}`;
     const states = log.changes.map((c) => c.state);
     assert.equal(states[0], 'ok', `reader ${i} read its limit first${context}`);
-    // The kill reached the reader: its reads failed (ENOTCONN on 6.1, ECONNABORTED on 6.12, the
-    // kernel aborting a dead daemon's connection) and/or showed the host's file while the repair
-    // swapped its binds. Which of the two a slow reader catches is timing, so either counts.
+    // The kill reached the reader: its reads failed (ENOTCONN or ECONNABORTED, both seen on 6.1
+    // and on 6.12: the kernel aborts a dead daemon's connection) and/or showed the host's file
+    // while the repair swapped its binds. Which of the two a slow reader catches is timing, so
+    // either counts.
     assert.ok(
       log.changes.slice(1).some((c) => c.state !== 'ok'),
       `the kill reached the reader (a failed read or the host's file before the repair)${context}`,
