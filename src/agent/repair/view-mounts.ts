@@ -5,7 +5,7 @@
  * be bound from). Pure: the mount table comes in parsed.
  */
 import { posix } from 'node:path';
-import { type MountEntry, parseMountinfo } from '../mountinfo.js';
+import type { MountEntry } from '../mountinfo.js';
 
 /** LXCFS and lxcfs-ts both mount as `fuse.lxcfs`: either one's binds can be replaced by ours. */
 export const VIEW_FSTYPE = 'fuse.lxcfs';
@@ -54,13 +54,12 @@ export function classifyViewMounts(entries: readonly MountEntry[], liveDevice: s
 }
 
 /**
- * Whether a mount table (the text of a mountinfo file) holds binds of view files from another
- * connection than the live one, hidden ones included: the repair reads no more of a namespace
- * without them.
+ * Whether a mount table holds binds of view files from another connection than the live one,
+ * hidden ones included (unlike classifyViewMounts' `foreign`): the repair reads no more of a
+ * namespace without them.
  */
-export function hasForeignViewBinds(mountinfo: string, liveDevice: string): boolean {
-  if (!mountinfo.includes(` - ${VIEW_FSTYPE} `)) return false;
-  return parseMountinfo(mountinfo).some((m) => m.fstype === VIEW_FSTYPE && m.root !== '/' && m.device !== liveDevice);
+export function hasForeignViewBinds(entries: readonly MountEntry[], liveDevice: string): boolean {
+  return entries.some((m) => m.fstype === VIEW_FSTYPE && m.root !== '/' && m.device !== liveDevice);
 }
 
 /** The path inside the namespace of the live view's counterpart of a bind with this root. */

@@ -194,7 +194,9 @@ export class ViewRepairer {
     // ask below reads two files per process of the namespace: the host's alone has thousands.
     const sample = anyMountinfo(pids, this.procRoot);
     if (sample === null) return gone;
-    if (restores.length === 0 && !hasForeignViewBinds(sample, this.options.liveDevice)) return { outcomes: [], settled: true };
+    const needsLook =
+      sample.includes(` - ${VIEW_FSTYPE} `) && hasForeignViewBinds(parseMountinfo(sample), this.options.liveDevice);
+    if (!needsLook && restores.length === 0) return { outcomes: [], settled: true };
     // ...but paths are relative to the reader's root, so the container's own processes are asked.
     const reader = readNamespace(pids, this.procRoot);
     if (reader === null) return gone;

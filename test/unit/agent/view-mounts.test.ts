@@ -20,14 +20,11 @@ const fixture = (name: string) =>
   );
 
 describe('hasForeignViewBinds (whether the repair needs to read more of a namespace)', () => {
-  const text = (name: string) =>
-    readFileSync(fileURLToPath(new URL(`../../../../test/fixtures/agent/${name}`, import.meta.url)), 'utf8');
-
   it('is true for a container with binds of a dead connection, false once every bind is the live one\'s', () => {
-    const stale = text('mountinfo-stale-container.txt');
+    const stale = fixture('mountinfo-stale-container.txt');
     assert.equal(hasForeignViewBinds(stale, '0:43'), true);
     // The same table as seen after the repair: every view mount of the live connection.
-    const repaired = stale.replace(/ 0:(39|40) /g, ' 0:43 ');
+    const repaired = stale.map((m) => (m.fstype === 'fuse.lxcfs' ? { ...m, device: '0:43' } : m));
     assert.equal(hasForeignViewBinds(repaired, '0:43'), false);
   });
 
@@ -35,10 +32,11 @@ describe('hasForeignViewBinds (whether the repair needs to read more of a namesp
     const line = (id: number, parent: number, device: string, root: string, target: string) =>
       `${id} ${parent} ${device} ${root} ${target} ro,relatime shared:1 - fuse.lxcfs lxcfs ro\n`;
     const base = '1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n';
-    assert.equal(hasForeignViewBinds(base, '0:43'), false);
-    assert.equal(hasForeignViewBinds(base + line(2, 1, '0:39', '/', '/var/lib/old-view'), '0:43'), false, 'a dead view root');
+    const has = (text: string) => hasForeignViewBinds(parseMountinfo(text), '0:43');
+    assert.equal(has(base), false);
+    assert.equal(has(base + line(2, 1, '0:39', '/', '/var/lib/old-view')), false, 'a dead view root');
     const hidden = base + line(2, 1, '0:39', '/proc/stat', '/proc/stat') + '3 2 0:50 / /proc/stat rw - tmpfs tmpfs rw\n';
-    assert.equal(hasForeignViewBinds(hidden, '0:43'), true, 'a dead bind under a tmpfs');
+    assert.equal(has(hidden), true, 'a dead bind under a tmpfs');
   });
 });
 
